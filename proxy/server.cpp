@@ -20,10 +20,12 @@
 
 #include "admission/version.hpp"
 #include "metrics/metrics.hpp"
+#include "proxy/control.hpp"
 #include "proxy/errors.hpp"
 #include "proxy/log.hpp"
 #include "proxy/relay.hpp"
 #include "proxy/tls.hpp"
+#include "proxy/upstream.hpp"
 
 namespace joingate::proxy {
 
@@ -42,31 +44,6 @@ const char* to_string(Kind k) {
     return "?";
 }
 
-// Immutable per-generation state: swapped as a whole on reload; a connection keeps the
-// generation it started with.
-struct Runtime {
-    std::shared_ptr<const config::Config> config;
-    tls::Contexts tls;
-    std::string member, version, protocol;
-    http::Stamp stamp;
-    http::Limits limits;
-};
-
-std::shared_ptr<const Runtime> make_runtime(std::shared_ptr<const config::Config> cfg) {
-    auto rt = std::make_shared<Runtime>();
-    rt->tls = tls::make_contexts(cfg->tls);
-    rt->member = cfg->member.name;
-    rt->version = cfg->member.version == "auto" ? "" : cfg->member.version;
-    if (!rt->version.empty())
-        if (auto v = admission::parse_version(rt->version)) rt->version = v->text();
-    rt->protocol = std::to_string(cfg->member.protocol.min) + "-" + std::to_string(cfg->member.protocol.max);
-    rt->stamp = {rt->member, rt->version, rt->protocol};
-    rt->limits.max_header_bytes = cfg->limits.max_header_bytes;
-    rt->limits.max_uri_bytes = cfg->limits.max_uri_bytes;
-    rt->config = std::move(cfg);
-    return rt;
-}
-
 tcp::endpoint resolve_listen(const config::HostPort& hp) {
     error_code ec;
     auto addr = asio::ip::make_address(hp.host, ec);
@@ -83,23 +60,6 @@ std::string endpoint_text(const tcp::endpoint& ep) {
     return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
 }
 
-void tune_socket(tcp::socket& s) {
-    error_code ec;
-    s.set_option(tcp::no_delay(true), ec);
-    s.set_option(asio::socket_base::keep_alive(true), ec);
-    int fd = s.native_handle();
-    int idle = 30, intvl = 10, cnt = 3;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
-    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof intvl);
-    ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof cnt);
-}
-
-bool is_ip_literal(const std::string& host) {
-    error_code ec;
-    asio::ip::make_address(host, ec);
-    return !ec;
-}
-
 std::string_view path_of(std::string_view target) {
     auto q = target.find('?');
     return q == std::string_view::npos ? target : target.substr(0, q);
@@ -111,7 +71,8 @@ struct Server::Impl {
     Impl(std::shared_ptr<const config::Config> cfg, std::string path)
         : config_path(std::move(path)), rt(make_runtime(std::move(cfg))),
           m_inbound(metrics.listener("inbound")), m_outbound(metrics.listener("outbound")),
-          m_route(metrics.listener("route")), m_admin(metrics.listener("admin")) {
+          m_route(metrics.listener("route")), m_admin(metrics.listener("admin")),
+          control(ioc, metrics, rt) {
         Buffer::set_block_size(std::max<std::size_t>(32 * 1024, rt->config->limits.max_header_bytes + 16 * 1024));
         publish_static_metrics();
     }
@@ -126,6 +87,7 @@ struct Server::Impl {
     metrics::ListenerMetrics& m_route;
     metrics::ListenerMetrics& m_admin;
     prometheus::Gauge* member_info = nullptr;
+    Control control;
     Clock::time_point started = Clock::now();
 
     struct Listener {
@@ -154,7 +116,7 @@ struct Server::Impl {
         if (member_info) metrics.families().member_info.Remove(member_info);
         member_info = &metrics.families().member_info.Add(
             {{"member", c.member.name},
-             {"version", rt->version.empty() ? "unknown" : rt->version},
+             {"version", control.identity()->version.empty() ? "unknown" : control.identity()->version},
              {"profile", config::to_string(c.member.profile)},
              {"mode", config::to_string(c.admission.mode)},
              {"policy", config::to_string(c.admission.policy)}});
@@ -372,14 +334,46 @@ struct Server::Impl {
     // ---- inbound: another member's sidecar → the local peer ----
     asio::awaitable<bool> handle_inbound(Conn<TlsStream>& c, http::Head& req, const Runtime& r,
                                          Clock::time_point t0) {
-        if (path_of(req.target) == "/joingate/v1/version" && !has_body(req) &&
-            (req.method == "GET" || req.method == "HEAD")) {
-            co_return co_await answer(c, m_inbound, 200, "application/json", version_json(r), req);
+        auto path = path_of(req.target);
+        if (path == "/joingate/v1/version" && !has_body(req) && (req.method == "GET" || req.method == "HEAD")) {
+            co_return co_await answer(c, m_inbound, 200, "application/json", control.version_json(), req);
         }
+        // Leader-controlled admission: the caller's version comes from its sidecar's
+        // stamp (trusted: mTLS), else from the peer's own version header.
+        if (control.profile().is_join(req.method, path)) {
+            auto member = req.get("x-joingate-member");
+            auto version = req.get("x-joingate-version");
+            if (version.empty() && !control.profile().version_header.empty())
+                version = req.get(control.profile().version_header);
+            auto d = control.judge_inbound(member, version, req.get("x-joingate-protocol"));
+            if (d.blocks()) co_return co_await refuse(c, m_inbound, req, d, member, version);
+        }
+        auto id = control.identity(); // the stamp's strings live as long as this exchange
+        http::Stamp stamp = id->stamp();
         const auto& peer = r.config->member.peer.authority;
         static const std::string local_key;
         co_return co_await forward(c, req, r, m_inbound, plain_pool, local_key, peer, req.target, {},
-                                   nullptr, &r.stamp, t0);
+                                   nullptr, &stamp, t0, [](const http::Head&) {});
+    }
+
+    // A refused join: the profile's status (etcd3 412, etcd2 409), a JSON object body and
+    // never an X-Server-Version header (DESIGN §6).
+    template <class S>
+    asio::awaitable<bool> refuse(Conn<S>& c, metrics::ListenerMetrics& m, http::Head& req,
+                                 const admission::Decision& d, std::string_view member,
+                                 std::string_view version) {
+        std::string detail = std::string(admission::to_string(d.reason)) + ": member " +
+                             std::string(member.empty() ? "(unnamed)" : member) + " at version " +
+                             std::string(version.empty() ? "unknown" : version) + " may not join";
+        bool close = has_body(req) || !req.keep_alive || draining;
+        render_failure(c.out, Failure::rejected, detail, close, control.profile().reject_status);
+        if (!close) c.in.consume(req.size);
+        m.count_request(control.profile().reject_status);
+        error_code ec;
+        c.dl.arm(std::chrono::seconds(10));
+        co_await c.s.write(c.out, {}, ec);
+        c.dl.disarm();
+        co_return !ec && !close;
     }
 
     // ---- outbound / route: the local peer → another member's inbound over mTLS ----
@@ -393,13 +387,7 @@ struct Server::Impl {
         }
         http::AbsoluteTarget t;
         bool absolute = http::parse_absolute_target(req.target, t);
-        if (route) {
-            config::HostPort hp = route->peer;
-            std::string_view target = absolute ? t.origin : req.target;
-            co_return co_await forward(c, req, r, m, tls_pool, hp.text(), hp, target, {}, &r.stamp,
-                                       nullptr, t0);
-        }
-        if (!absolute) {
+        if (!route && !absolute) {
             co_await answer_failure(c, m, Failure::not_proxy_request,
                                     "the forward proxy needs absolute-form targets (http://host:port/path)",
                                     has_body(req));
@@ -407,90 +395,69 @@ struct Server::Impl {
             c.in.consume(req.size);
             co_return req.keep_alive;
         }
-        config::HostPort hp{std::string(t.host), t.port};
-        co_return co_await forward(c, req, r, m, tls_pool, std::string(t.authority), hp, t.origin,
-                                   t.authority, &r.stamp, nullptr, t0);
+        config::HostPort hp = route ? route->peer : config::HostPort{std::string(t.host), t.port};
+        std::string key = route ? hp.text() : std::string(t.authority);
+        std::string_view target = absolute ? t.origin : req.target;
+        std::string_view host = route ? std::string_view{} : t.authority;
+
+        // Follower-controlled: while the local member is not admitted its join traffic is
+        // held up to admission.retry.hold, then answered 503 (etcd gives up after 10 s).
+        if (control.follower_enforced() && !control.admitted() && control.profile().is_join(req.method, path_of(target))) {
+            bool ok = co_await control.hold(r.config->admission.retry.hold);
+            if (c.s.peer_gone()) co_return false; // the client left while held: drop, never forward
+            if (!ok) {
+                bool close = has_body(req) || !req.keep_alive || draining;
+                auto retry = std::to_string(std::max<long long>(1, r.config->admission.retry.initial.count() / 1000));
+                co_await answer_failure(c, m, Failure::held,
+                                        "member " + r.config->member.name + " is not admitted yet (" +
+                                            control.readiness_reason() + ")",
+                                        close, "Retry-After: " + retry + "\r\n");
+                if (!close) c.in.consume(req.size);
+                co_return !close;
+            }
+        }
+        // Leader-controlled, outbound half: the local peer may not talk to a rejected member.
+        std::string probe_error;
+        auto d = co_await control.judge_outbound(key, hp, &probe_error);
+        if (!d) {
+            m.upstream_error(metrics::UpstreamError::connect);
+            warn_upstream(key, probe_error);
+            bool close = has_body(req) || !req.keep_alive || draining;
+            co_await answer_failure(c, m, Failure::upstream_unreachable, probe_error, close);
+            if (!close) c.in.consume(req.size);
+            co_return !close;
+        }
+        if (d->blocks()) {
+            co_return co_await refuse(c, m, req, *d, key, "");
+        }
+        auto id = control.identity();
+        http::Stamp stamp = id->stamp();
+        co_return co_await forward(c, req, r, m, tls_pool, key, hp, target, host, &stamp, nullptr, t0,
+                                   [&](const http::Head& resp) { control.learn_target(key, resp); });
     }
 
-    // Connects to an upstream: plain to the local peer, mTLS to another member.
+    // Connects to an upstream, counting a connect timeout on the listener.
     template <class S>
     asio::awaitable<std::unique_ptr<Conn<S>>> connect(const config::HostPort& hp, const Runtime& r,
                                                       Failure& f, std::string& detail,
                                                       metrics::UpstreamError& kind,
                                                       metrics::ListenerMetrics& m) {
-        std::vector<tcp::endpoint> eps;
-        error_code ec;
-        if (is_ip_literal(hp.host)) {
-            eps.emplace_back(asio::ip::make_address(hp.host), hp.port);
-        } else {
-            tcp::resolver res(ioc);
-            auto [rec, results] = co_await res.async_resolve(hp.host, std::to_string(hp.port), nothrow);
-            if (rec) {
-                f = Failure::upstream_unreachable;
-                detail = "cannot resolve " + hp.text() + ": " + rec.message();
-                kind = metrics::UpstreamError::resolve;
-                co_return nullptr;
-            }
-            for (const auto& e : results) eps.push_back(e.endpoint());
-        }
-        std::unique_ptr<Conn<S>> conn;
-        if constexpr (std::is_same_v<S, TlsStream>)
-            conn = std::make_unique<Conn<S>>(tcp::socket(ioc), r.tls.client.get());
-        else
-            conn = std::make_unique<Conn<S>>(tcp::socket(ioc));
-        conn->dl.arm(r.config->limits.connect_timeout);
-        error_code cec = asio::error::host_not_found;
-        for (const auto& ep : eps) {
-            error_code ignored;
-            conn->s.socket().close(ignored);
-            auto [e] = co_await conn->s.socket().async_connect(ep, nothrow);
-            cec = e;
-            if (!e || conn->dl.expired()) break;
-        }
-        if (cec) {
-            conn->dl.disarm();
-            if (conn->dl.expired()) {
-                m.timeout(metrics::Timeout::connect);
-                f = Failure::upstream_timeout;
-                detail = "connect to " + hp.text() + " timed out";
-                kind = metrics::UpstreamError::connect_timeout;
-            } else {
-                f = Failure::upstream_unreachable;
-                detail = "connect to " + hp.text() + ": " + cec.message();
-                kind = metrics::UpstreamError::connect;
-            }
-            co_return nullptr;
-        }
-        tune_socket(conn->s.socket());
-        conn->s.prepare();
-        if constexpr (std::is_same_v<S, TlsStream>) {
-            tls::set_target(conn->s.ssl(), hp.host);
-            co_await conn->s.handshake(false, ec);
-            if (ec) {
-                conn->dl.disarm();
-                bool timed_out = conn->dl.expired();
-                long vr = SSL_get_verify_result(conn->s.ssl());
-                f = timed_out ? Failure::upstream_timeout : Failure::upstream_tls;
-                detail = "TLS with " + hp.text() + ": " +
-                         (vr != X509_V_OK ? std::string(X509_verify_cert_error_string(vr))
-                                          : timed_out ? std::string("handshake timed out") : ec.message());
-                kind = metrics::UpstreamError::tls;
-                co_return nullptr;
-            }
-        }
-        conn->dl.disarm();
-        co_return conn;
+        auto c = co_await connect_upstream<S>(ioc, hp, r.tls.client.get(), r.config->limits.connect_timeout,
+                                              f, detail, kind);
+        if (!c && kind == metrics::UpstreamError::connect_timeout) m.timeout(metrics::Timeout::connect);
+        co_return c;
     }
 
     // Forwards one request through a pooled (or new) upstream connection. A request
     // without a body that fails on a reused connection before any response byte (the
     // upstream closed it while idle) is sent once more on a fresh connection.
-    template <class C, class S>
+    template <class C, class S, class OnResponse>
     asio::awaitable<bool> forward(Conn<C>& c, http::Head& req, const Runtime& r,
                                   metrics::ListenerMetrics& m, Pool<S>& pool, const std::string& key,
                                   const config::HostPort& target, std::string_view path,
                                   std::string_view host, const http::Stamp* req_stamp,
-                                  const http::Stamp* resp_stamp, Clock::time_point t0) {
+                                  const http::Stamp* resp_stamp, Clock::time_point t0,
+                                  OnResponse on_response) {
         ExchangeParams p;
         p.is_head = req.method == "HEAD";
         p.client_minor = req.minor_version;
@@ -523,7 +490,8 @@ struct Server::Impl {
             Exchange x;
             bool first_response = true;
             co_await exchange(c, *up, r.limits, p,
-                              [&](const http::Head&) {
+                              [&](const http::Head& resp) {
+                                  on_response(resp);
                                   if (first_response) {
                                       first_response = false;
                                       m.request_duration.Observe(
@@ -563,26 +531,8 @@ struct Server::Impl {
     }
 
     // ---- admin ----
-    std::string version_json(const Runtime& r) const {
-        const auto& c = *r.config;
-        std::string out = "{\"api\":1,\"member\":";
-        log::append_json_string(out, c.member.name);
-        out += ",\"version\":";
-        log::append_json_string(out, r.version.empty() ? "unknown" : r.version);
-        out += ",\"protocol\":{\"min\":" + std::to_string(c.member.protocol.min) +
-               ",\"max\":" + std::to_string(c.member.protocol.max) + "}";
-        out += ",\"role\":\"unknown\",\"leader\":null,\"admitted\":true,\"mode\":";
-        log::append_json_string(out, config::to_string(c.admission.mode));
-        out += ",\"policy\":";
-        log::append_json_string(out, config::to_string(c.admission.policy));
-        out += ",\"profile\":";
-        log::append_json_string(out, config::to_string(c.member.profile));
-        out += ",\"admitted_members\":[]}";
-        return out;
-    }
-
     std::string status_json(const Runtime& r) const {
-        std::string out = "{\"member\":" + version_json(r);
+        std::string out = "{\"member\":" + control.version_json() + "," + control.status_json();
         out += ",\"uptime_seconds\":" +
                std::to_string(std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started).count());
         out += ",\"draining\":";
@@ -598,14 +548,7 @@ struct Server::Impl {
             log::append_json_string(out, ec ? "" : endpoint_text(ep));
             out += ",\"connections\":" + std::to_string(l.active) + "}";
         }
-        out += "],\"cluster\":{\"peers\":[";
-        first = true;
-        for (const auto& p : r.config->cluster.peers) {
-            if (!first) out += ",";
-            first = false;
-            log::append_json_string(out, p.text());
-        }
-        out += "]},\"tls\":{\"subject\":";
+        out += "],\"tls\":{\"subject\":";
         log::append_json_string(out, r.tls.cert_subject);
         out += ",\"not_after\":" + std::to_string(r.tls.cert_not_after) + "}}";
         return out;
@@ -627,13 +570,13 @@ struct Server::Impl {
             if (draining)
                 co_return co_await answer(c, m_admin, 503, "application/json",
                                           "{\"ready\":false,\"reason\":\"draining\"}", req);
-            co_return co_await answer(c, m_admin, 200, "application/json",
-                                      "{\"ready\":true,\"admitted\":true}", req);
+            auto [status, body] = control.readyz_json();
+            co_return co_await answer(c, m_admin, status, "application/json", body, req);
         }
         if (path == "/status")
             co_return co_await answer(c, m_admin, 200, "application/json", status_json(r), req);
         if (path == "/joingate/v1/version")
-            co_return co_await answer(c, m_admin, 200, "application/json", version_json(r), req);
+            co_return co_await answer(c, m_admin, 200, "application/json", control.version_json(), req);
         co_await answer_failure(c, m_admin, Failure::not_found, "no such admin endpoint", false);
         c.in.consume(req.size);
         co_return req.keep_alive && !draining;
@@ -672,6 +615,7 @@ struct Server::Impl {
         }
         for (const auto& w : res.warnings) log::warn("config", {{"warning", w.text()}});
         log::configure(rt->config->log.format, rt->config->log.level);
+        control.reconfigured();
         publish_static_metrics();
         metrics.reload_success.Increment();
         log::info("config reloaded", {{"file", config_path}, {"cert_not_after", rt->tls.cert_not_after}});
@@ -727,7 +671,7 @@ int Server::run() {
     const auto& c = *i.rt->config;
     log::info("starting", {{"version", JOINGATE_VERSION},
                            {"member", c.member.name},
-                           {"member_version", i.rt->version.empty() ? "auto" : i.rt->version},
+                           {"member_version", i.control.identity()->version.empty() ? "auto" : i.control.identity()->version},
                            {"profile", config::to_string(c.member.profile)},
                            {"mode", config::to_string(c.admission.mode)},
                            {"policy", config::to_string(c.admission.policy)},
@@ -738,8 +682,9 @@ int Server::run() {
     i.bind(Kind::admin, c.admin.listen);
     asio::co_spawn(i.ioc, i.signals(), asio::detached);
     asio::co_spawn(i.ioc, i.housekeeping(), asio::detached);
+    i.control.start();
     i.ioc.run();
-    return 0;
+    return i.control.exit_requested() ? 1 : 0;
 }
 
 } // namespace joingate::proxy

@@ -173,6 +173,12 @@ bool PlainStream::idle_alive() {
     return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+bool PlainStream::peer_gone() {
+    char c;
+    ssize_t r = ::recv(sock_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 void PlainStream::close() {
     error_code ec;
     sock_.shutdown(tcp::socket::shutdown_both, ec);

@@ -105,6 +105,7 @@ public:
     bool has_buffered() const { return false; }
     // Non-blocking liveness check for a pooled idle connection.
     bool idle_alive();
+    bool peer_gone(); // the client closed (EOF or error), checked without reading
     void close();
 
 private:
