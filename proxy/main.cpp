@@ -1,6 +1,8 @@
 // joingate command line (DESIGN §8): run, check-config, version.
 // Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+#include <chrono>
 #include <csignal>
+#include <optional>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "proxy/cli.hpp"
 #include "proxy/log.hpp"
 #include "proxy/server.hpp"
 
@@ -21,7 +24,13 @@ commands:
   run --config FILE            run the sidecar
   check-config --config FILE   validate a config file; prints every error as
                                FILE:LINE: key.path: message (exit 2), or "ok" (exit 0)
+  wait [--admin URL] [--timeout DUR]
+                               block until the member is admitted (/readyz is 200),
+                               printing the reason whenever it changes; exit 1 on timeout
+  status [--admin URL]         the cluster view as a table
   version                      print the joingate version
+
+  --admin defaults to http://127.0.0.1:9380
 
 exit codes: 0 ok, 1 runtime failure, 2 usage or config error
 )";
@@ -35,6 +44,8 @@ int usage(const char* why = nullptr) {
 struct Args {
     std::string command;
     std::string config;
+    std::string admin = "http://127.0.0.1:9380";
+    std::optional<std::chrono::milliseconds> timeout;
 };
 
 bool parse_args(int argc, char** argv, Args& a, std::string& err) {
@@ -53,6 +64,20 @@ bool parse_args(int argc, char** argv, Args& a, std::string& err) {
             a.config = argv[++i];
         } else if (arg.starts_with("--config=")) {
             a.config = std::string(arg.substr(9));
+        } else if (arg == "--admin" || arg == "--timeout") {
+            if (i + 1 >= argc) {
+                err = std::string(arg) + " needs a value";
+                return false;
+            }
+            std::string v = argv[++i];
+            if (arg == "--admin") {
+                a.admin = v;
+            } else if (auto d = joingate::config::parse_duration(v)) {
+                a.timeout = *d;
+            } else {
+                err = "--timeout " + v + ": not a duration (e.g. 30s, 5m)";
+                return false;
+            }
         } else {
             err = "unknown argument: " + std::string(arg);
             return false;
@@ -106,6 +131,8 @@ int main(int argc, char** argv) {
         std::cout << "joingate " << JOINGATE_VERSION << "\n";
         return 0;
     }
+    if (a.command == "wait") return joingate::cli::wait(a.admin, a.timeout);
+    if (a.command == "status") return joingate::cli::status(a.admin);
     if (a.command == "run" || a.command == "check-config") {
         if (a.config.empty()) return usage("--config FILE is required");
         return a.command == "run" ? run(a.config) : check_config(a.config);
