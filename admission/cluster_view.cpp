@@ -88,7 +88,7 @@ void ClusterView::derive() {
 
     protocols_.clear();
     for (auto* p : members)
-        protocols_.push_back({p->doc->member, p->doc->protocol});
+        protocols_.push_back({p->doc->member, p->doc->protocol, p->version ? &*p->version : nullptr});
 
     // The leader is the member that says so. During an election two may say so for a
     // moment: take the one most members name as their leader, then the newest answer.
@@ -116,7 +116,8 @@ void ClusterView::derive() {
     if (leader)
         signature += "|leader=" + leader->doc->member + "@" + leader->doc->version;
     for (const auto& m : protocols_) {
-        signature += "|" + std::string(m.member) + ":" + to_string(m.protocol);
+        signature += "|" + std::string(m.member) + ":" + to_string(m.protocol) + "@" +
+                     (m.version ? m.version->text() : std::string("?"));
     }
     if (signature != signature_) {
         signature_ = std::move(signature);

@@ -181,22 +181,8 @@ Decision protocol_policy(const Subject& who, const ClusterFacts& cluster) noexce
 
 } // namespace
 
-Decision evaluate_policy(const Rules& rules, const Subject& who,
-                         const ClusterFacts& cluster) noexcept {
-    if (!who.version)
-        return unknown(rules, Reason::version_unknown);
-    if (rules.policy == config::Policy::protocol) {
-        auto d = protocol_policy(who, cluster);
-        // No other member answered: as good as no leader, so the fail mode decides.
-        if (d.verdict == Verdict::wait)
-            return unknown(rules, Reason::leader_unknown);
-        return d;
-    }
-    if (!cluster.leader_version)
-        return unknown(rules, Reason::leader_unknown);
-    const Version& v = *who.version;
-    const Version& leader = *cluster.leader_version;
-
+// The policy of DESIGN §6 for a joiner at `v` against a leader at `leader`.
+Decision against(const Rules& rules, const Version& v, const Version& leader) noexcept {
     switch (rules.policy) {
     case config::Policy::exact:
         if (v == leader)
@@ -221,6 +207,37 @@ Decision evaluate_policy(const Rules& rules, const Subject& who,
         break; // handled above
     }
     return unknown(rules, Reason::leader_unknown);
+}
+
+Decision evaluate_policy(const Rules& rules, const Subject& who,
+                         const ClusterFacts& cluster) noexcept {
+    if (!who.version)
+        return unknown(rules, Reason::version_unknown);
+    if (rules.policy == config::Policy::protocol) {
+        auto d = protocol_policy(who, cluster);
+        // No other member answered: as good as no leader, so the fail mode decides.
+        if (d.verdict == Verdict::wait)
+            return unknown(rules, Reason::leader_unknown);
+        return d;
+    }
+    if (!cluster.leader_version) {
+        // No member says it leads: a new cluster forming, or an election. Raft needs peer
+        // traffic to elect a leader, so refusing everyone here would keep a new cluster
+        // leaderless for ever. Judge against every other member that answered instead, and
+        // admit only when the policy holds against each of them.
+        bool any = false;
+        Decision last = unknown(rules, Reason::leader_unknown);
+        for (const auto& m : cluster.members) {
+            if (!m.version || (!who.member.empty() && m.member == who.member))
+                continue;
+            any = true;
+            last = against(rules, *who.version, *m.version);
+            if (last.blocks())
+                return unknown(rules, Reason::leader_unknown);
+        }
+        return any ? last : unknown(rules, Reason::leader_unknown);
+    }
+    return against(rules, *who.version, *cluster.leader_version);
 }
 
 Decision decide(const Rules& rules, Side side, const Subject& who, const ClusterFacts& cluster,

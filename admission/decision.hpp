@@ -101,6 +101,7 @@ struct Subject {
 struct MemberProtocol {
     std::string_view member;
     config::ProtocolRange protocol;
+    const Version* version = nullptr; // nullptr = not reported
 };
 
 // What the decision needs from the cluster view; views into the view's storage.
