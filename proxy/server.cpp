@@ -77,7 +77,10 @@ struct Server::Impl {
         publish_static_metrics();
     }
 
+    ~Impl() { *alive = false; }
+
     // ---- state ----
+    std::shared_ptr<bool> alive = std::make_shared<bool>(true);
     std::string config_path;
     asio::io_context ioc{1};
     metrics::Metrics metrics;
@@ -181,17 +184,21 @@ struct Server::Impl {
         }
     }
 
-    // Bookkeeping for one client connection: counts, the gauge, the drain list.
+    // Bookkeeping for one client connection: counts, the gauge, the drain list. Sessions
+    // still suspended when the process stops are destroyed with the io_context, after the
+    // members they count in: `alive` tells their guards to leave those alone.
     struct SessionGuard {
         Impl& impl;
         Listener& l;
         std::list<Tracked>::iterator it;
-        SessionGuard(Impl& i, Listener& li, tcp::socket* s) : impl(i), l(li) {
+        std::shared_ptr<bool> alive;
+        SessionGuard(Impl& i, Listener& li, tcp::socket* s) : impl(i), l(li), alive(i.alive) {
             ++l.active;
             impl.lm(l.kind).connections_active.Increment();
             it = impl.sessions.insert(impl.sessions.end(), Tracked{s, false});
         }
         ~SessionGuard() {
+            if (!*alive) return;
             --l.active;
             impl.lm(l.kind).connections_active.Decrement();
             impl.sessions.erase(it);
