@@ -23,6 +23,7 @@ const FailureInfo& info(Failure f) {
         /* draining */ {503, "draining", true},
         /* rejected */ {412, "rejected", false},
         /* held */ {503, "not_admitted", false},
+        /* body_too_large */ {413, "body_too_large", true},
     };
     return table[static_cast<int>(f)];
 }

@@ -27,6 +27,7 @@ enum class Failure : std::uint8_t {
     draining,              // shutting down: 503, close
     rejected,              // admission: join refused (etcd3 412, etcd2 409 on PUT /join)
     held,                  // follower hold expired: 503 + Retry-After
+    body_too_large,        // a join body over 64 KiB where the profile reads it: 413, close
 };
 
 struct FailureInfo {

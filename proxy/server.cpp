@@ -12,6 +12,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <boost/json.hpp>
+
 #include <netinet/tcp.h>
 
 #include <list>
@@ -58,6 +60,52 @@ tcp::endpoint resolve_listen(const config::HostPort& hp) {
 std::string endpoint_text(const tcp::endpoint& ep) {
     auto a = ep.address();
     return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
+}
+
+// A JSON pointer's reference tokens ("/a/b~1c" → a, b/c).
+std::vector<std::string> pointer_tokens(std::string_view ptr) {
+    std::vector<std::string> out;
+    while (!ptr.empty() && ptr.front() == '/') {
+        ptr.remove_prefix(1);
+        auto next = ptr.find('/');
+        std::string tok(ptr.substr(0, next));
+        for (std::size_t i = 0; (i = tok.find('~', i)) != std::string::npos; ++i)
+            tok.replace(i, 2, i + 1 < tok.size() && tok[i + 1] == '1' ? "/" : "~");
+        out.push_back(std::move(tok));
+        ptr = next == std::string_view::npos ? std::string_view{} : ptr.substr(next);
+    }
+    return out;
+}
+
+// The version a joiner's sidecar wrote into a join body, "" when absent.
+std::string body_version(const std::string& body, const std::string& pointer) {
+    boost::system::error_code ec;
+    auto doc = boost::json::parse(body, ec);
+    if (ec) return {};
+    const boost::json::value* v = &doc;
+    for (const auto& tok : pointer_tokens(pointer)) {
+        if (!v->is_object()) return {};
+        v = v->as_object().if_contains(tok);
+        if (!v) return {};
+    }
+    return v->is_string() ? std::string(v->as_string()) : std::string();
+}
+
+// Writes `version` at `pointer` into a JSON object body (the proposal's "version field in
+// the join command"). A body that is not a JSON object is left as it is.
+std::string with_body_version(const std::string& body, const std::string& pointer, const std::string& version) {
+    boost::system::error_code ec;
+    auto doc = boost::json::parse(body, ec);
+    auto tokens = pointer_tokens(pointer);
+    if (ec || !doc.is_object() || tokens.empty()) return body;
+    boost::json::value* v = &doc;
+    for (std::size_t i = 0; i + 1 < tokens.size(); ++i) {
+        auto& obj = v->as_object();
+        v = &obj[tokens[i]];
+        if (!v->is_object()) *v = boost::json::object();
+    }
+    v->as_object()[tokens.back()] = version;
+    return boost::json::serialize(doc);
 }
 
 std::string_view path_of(std::string_view target) {
@@ -347,16 +395,37 @@ struct Server::Impl {
         }
         // Leader-controlled admission: the caller's version comes from its sidecar's
         // stamp (trusted: mTLS), else from the peer's own version header.
+        auto id = control.identity(); // the stamp's strings live as long as this exchange
+        http::Stamp stamp = id->stamp();
         if (control.profile().is_join(req.method, path)) {
+            const auto& pointer = control.profile().body_version_pointer;
+            if (!pointer.empty() && has_body(req)) {
+                // etcd2: the joiner's sidecar wrote its version into the JoinCommand.
+                std::string member(req.get("x-joingate-member")), stamped(req.get("x-joingate-version")),
+                    protocol(req.get("x-joingate-protocol")), body;
+                ExchangeParams p;
+                auto br = co_await take_join_body(c, req, p, req.target, {}, nullptr, body);
+                if (br != BodyResult::ok) co_return co_await answer_body_failure(c, m_inbound, br);
+                std::string version = body_version(body, pointer);
+                if (version.empty()) version = stamped;
+                auto d = control.judge_inbound(member, version, protocol);
+                if (d.blocks()) co_return co_await refuse(c, m_inbound, d, member, version, p.client_keep_alive, 0);
+                finish_join_head(p, c.head, body);
+                p.response_stamp = &stamp;
+                p.draining = draining;
+                p.response_timeout = r.config->limits.idle_timeout;
+                static const std::string local_key;
+                co_return co_await forward_prepared(c, p, r, m_inbound, plain_pool, local_key,
+                                                    r.config->member.peer.authority, t0, [](const http::Head&) {});
+            }
             auto member = req.get("x-joingate-member");
             auto version = req.get("x-joingate-version");
             if (version.empty() && !control.profile().version_header.empty())
                 version = req.get(control.profile().version_header);
             auto d = control.judge_inbound(member, version, req.get("x-joingate-protocol"));
-            if (d.blocks()) co_return co_await refuse(c, m_inbound, req, d, member, version);
+            if (d.blocks())
+                co_return co_await refuse(c, m_inbound, d, member, version, req.keep_alive && !has_body(req), req.size);
         }
-        auto id = control.identity(); // the stamp's strings live as long as this exchange
-        http::Stamp stamp = id->stamp();
         const auto& peer = r.config->member.peer.authority;
         static const std::string local_key;
         co_return co_await forward(c, req, r, m_inbound, plain_pool, local_key, peer, req.target, {},
@@ -364,23 +433,66 @@ struct Server::Impl {
     }
 
     // A refused join: the profile's status (etcd3 412, etcd2 409), a JSON object body and
-    // never an X-Server-Version header (DESIGN §6).
+    // never an X-Server-Version header (DESIGN §6). `consume` is the request's size still
+    // in the buffer (0 when its head and body were already taken).
     template <class S>
-    asio::awaitable<bool> refuse(Conn<S>& c, metrics::ListenerMetrics& m, http::Head& req,
-                                 const admission::Decision& d, std::string_view member,
-                                 std::string_view version) {
+    asio::awaitable<bool> refuse(Conn<S>& c, metrics::ListenerMetrics& m, const admission::Decision& d,
+                                 std::string_view member, std::string_view version, bool keep_alive,
+                                 std::size_t consume) {
         std::string detail = std::string(admission::to_string(d.reason)) + ": member " +
                              std::string(member.empty() ? "(unnamed)" : member) + " at version " +
                              std::string(version.empty() ? "unknown" : version) + " may not join";
-        bool close = has_body(req) || !req.keep_alive || draining;
+        bool close = !keep_alive || draining;
         render_failure(c.out, Failure::rejected, detail, close, control.profile().reject_status);
-        if (!close) c.in.consume(req.size);
+        if (!close) c.in.consume(consume);
         m.count_request(control.profile().reject_status);
         error_code ec;
         c.dl.arm(std::chrono::seconds(10));
         co_await c.s.write(c.out, {}, ec);
         c.dl.disarm();
         co_return !ec && !close;
+    }
+
+    // Join bodies the profile reads or writes (etcd2's JoinCommand) are small JSON: the
+    // request head is rebuilt without its framing, consumed, and the body read whole,
+    // bounded to 64 KiB. finish_join_head then appends a fresh Content-Length and the body.
+    static constexpr std::size_t max_join_body = 64 * 1024;
+
+    template <class S>
+    asio::awaitable<BodyResult> take_join_body(Conn<S>& c, http::Head& req, ExchangeParams& p,
+                                               std::string_view path, std::string_view host,
+                                               const http::Stamp* stamp, std::string& body) {
+        p.is_head = false;
+        p.client_minor = req.minor_version;
+        p.client_keep_alive = req.keep_alive;
+        const auto framing = req.framing;
+        const auto length = req.content_length;
+        std::erase_if(req.fields, [](const http::Field& f) {
+            return http::iequals(f.name, "content-length") || http::iequals(f.name, "transfer-encoding");
+        });
+        http::write_request_head(c.head, req, path, host, stamp);
+        c.head.resize(c.head.size() - 2); // the blank line comes after Content-Length
+        c.in.consume(req.size);
+        StringSink sink{{}, max_join_body};
+        auto br = co_await relay_body(c.s, c.in, sink, {}, framing, length, true);
+        body = std::move(sink.body);
+        co_return br;
+    }
+
+    static void finish_join_head(ExchangeParams& p, std::string& head, const std::string& body) {
+        head.append("Content-Length: ").append(std::to_string(body.size())).append("\r\n\r\n").append(body);
+        p.head = head;
+        p.framing = http::Framing::none;
+        p.length = 0;
+    }
+
+    template <class S>
+    asio::awaitable<bool> answer_body_failure(Conn<S>& c, metrics::ListenerMetrics& m, BodyResult br) {
+        if (br == BodyResult::dst_error)
+            co_await answer_failure(c, m, Failure::body_too_large, "join body over 64 KiB", true);
+        else if (br == BodyResult::bad_framing)
+            co_await answer_failure(c, m, Failure::bad_request, "malformed chunked request body", true);
+        co_return false;
     }
 
     // ---- outbound / route: the local peer → another member's inbound over mTLS ----
@@ -435,10 +547,24 @@ struct Server::Impl {
             co_return !close;
         }
         if (d->blocks()) {
-            co_return co_await refuse(c, m, req, *d, key, "");
+            co_return co_await refuse(c, m, *d, key, "", req.keep_alive && !has_body(req), req.size);
         }
         auto id = control.identity();
         http::Stamp stamp = id->stamp();
+        const auto& pointer = control.profile().body_version_pointer;
+        if (!pointer.empty() && has_body(req) && control.profile().is_join(req.method, path_of(target))) {
+            // etcd2: "add a Version field to the join command" on the joiner's side.
+            ExchangeParams p;
+            std::string body;
+            auto br = co_await take_join_body(c, req, p, target, host, &stamp, body);
+            if (br != BodyResult::ok) co_return co_await answer_body_failure(c, m, br);
+            if (!id->version.empty()) body = with_body_version(body, pointer, id->version);
+            finish_join_head(p, c.head, body);
+            p.draining = draining;
+            p.response_timeout = r.config->limits.idle_timeout;
+            co_return co_await forward_prepared(c, p, r, m, tls_pool, key, hp, t0,
+                                                [&](const http::Head& resp) { control.learn_target(key, resp); });
+        }
         co_return co_await forward(c, req, r, m, tls_pool, key, hp, target, host, &stamp, nullptr, t0,
                                    [&](const http::Head& resp) { control.learn_target(key, resp); });
     }
@@ -477,6 +603,15 @@ struct Server::Impl {
         http::write_request_head(c.head, req, path, host, req_stamp);
         p.head = c.head;
         c.in.consume(req.size); // req's views are not used past this point
+        co_return co_await forward_prepared(c, p, r, m, pool, key, target, t0, std::move(on_response));
+    }
+
+    // The request head for the upstream is built (p.head) and consumed from the client.
+    template <class C, class S, class OnResponse>
+    asio::awaitable<bool> forward_prepared(Conn<C>& c, ExchangeParams& p, const Runtime& r,
+                                           metrics::ListenerMetrics& m, Pool<S>& pool,
+                                           const std::string& key, const config::HostPort& target,
+                                           Clock::time_point t0, OnResponse on_response) {
         const std::string& where = key.empty() ? target.text() : key;
         for (int attempt = 0; attempt < 2; ++attempt) {
             auto up = attempt == 0 ? pool.take(key) : nullptr;
