@@ -12,8 +12,6 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
-#include <boost/json.hpp>
-
 #include <netinet/tcp.h>
 
 #include <list>
@@ -24,6 +22,7 @@
 #include "metrics/metrics.hpp"
 #include "proxy/control.hpp"
 #include "proxy/errors.hpp"
+#include "proxy/join_body.hpp"
 #include "proxy/log.hpp"
 #include "proxy/relay.hpp"
 #include "proxy/tls.hpp"
@@ -60,52 +59,6 @@ tcp::endpoint resolve_listen(const config::HostPort& hp) {
 std::string endpoint_text(const tcp::endpoint& ep) {
     auto a = ep.address();
     return (a.is_v6() ? "[" + a.to_string() + "]" : a.to_string()) + ":" + std::to_string(ep.port());
-}
-
-// A JSON pointer's reference tokens ("/a/b~1c" → a, b/c).
-std::vector<std::string> pointer_tokens(std::string_view ptr) {
-    std::vector<std::string> out;
-    while (!ptr.empty() && ptr.front() == '/') {
-        ptr.remove_prefix(1);
-        auto next = ptr.find('/');
-        std::string tok(ptr.substr(0, next));
-        for (std::size_t i = 0; (i = tok.find('~', i)) != std::string::npos; ++i)
-            tok.replace(i, 2, i + 1 < tok.size() && tok[i + 1] == '1' ? "/" : "~");
-        out.push_back(std::move(tok));
-        ptr = next == std::string_view::npos ? std::string_view{} : ptr.substr(next);
-    }
-    return out;
-}
-
-// The version a joiner's sidecar wrote into a join body, "" when absent.
-std::string body_version(const std::string& body, const std::string& pointer) {
-    boost::system::error_code ec;
-    auto doc = boost::json::parse(body, ec);
-    if (ec) return {};
-    const boost::json::value* v = &doc;
-    for (const auto& tok : pointer_tokens(pointer)) {
-        if (!v->is_object()) return {};
-        v = v->as_object().if_contains(tok);
-        if (!v) return {};
-    }
-    return v->is_string() ? std::string(v->as_string()) : std::string();
-}
-
-// Writes `version` at `pointer` into a JSON object body (the proposal's "version field in
-// the join command"). A body that is not a JSON object is left as it is.
-std::string with_body_version(const std::string& body, const std::string& pointer, const std::string& version) {
-    boost::system::error_code ec;
-    auto doc = boost::json::parse(body, ec);
-    auto tokens = pointer_tokens(pointer);
-    if (ec || !doc.is_object() || tokens.empty()) return body;
-    boost::json::value* v = &doc;
-    for (std::size_t i = 0; i + 1 < tokens.size(); ++i) {
-        auto& obj = v->as_object();
-        v = &obj[tokens[i]];
-        if (!v->is_object()) *v = boost::json::object();
-    }
-    v->as_object()[tokens.back()] = version;
-    return boost::json::serialize(doc);
 }
 
 std::string_view path_of(std::string_view target) {

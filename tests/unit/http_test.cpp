@@ -318,3 +318,37 @@ TEST(ErrorTable, JsonObjectBodies) {
         EXPECT_NE(status, 403);
     }
 }
+
+#include "proxy/join_body.hpp"
+
+TEST(JoinBody, Etcd2JoinCommandGetsAndKeepsTheVersion) {
+    std::string join = R"({"name":"m3","raftURL":"http://10.0.0.13:7001","etcdURL":"http://10.0.0.13:4001","minVersion":1,"maxVersion":2})";
+    EXPECT_EQ(proxy::body_version(join, "/version"), "");
+    auto out = proxy::with_body_version(join, "/version", "0.4.6");
+    EXPECT_EQ(proxy::body_version(out, "/version"), "0.4.6");
+    EXPECT_NE(out.find(R"("name":"m3")"), std::string::npos); // the rest is kept
+    // Nested pointers create objects on the way; "~1" is "/".
+    auto nested = proxy::with_body_version("{}", "/meta/a~1b", "3.5.0");
+    EXPECT_EQ(nested, R"({"meta":{"a/b":"3.5.0"}})");
+    // Not a JSON object: left alone.
+    EXPECT_EQ(proxy::with_body_version("[1,2]", "/version", "1"), "[1,2]");
+    EXPECT_EQ(proxy::with_body_version("not json", "/version", "1"), "not json");
+    EXPECT_EQ(proxy::body_version(R"({"version":3})", "/version"), ""); // not a string
+}
+
+// Regression (join_body fuzzer): a pointer with raw non-ASCII bytes must not produce a
+// body that is no longer JSON.
+TEST(JoinBody, NonAsciiPointerLeavesTheBodyAlone) {
+    std::string pointer("/a-/b~1c\xff\xff\xff\xff");
+    std::string body = R"({"a":{"x":1}})";
+    EXPECT_EQ(proxy::with_body_version(body, pointer, "3.4.23"), body);
+}
+
+TEST(JoinBody, DeepPointerLeavesTheBodyAlone) {
+    std::string deep;
+    for (int i = 0; i < 40; ++i) deep += "/k";
+    EXPECT_EQ(proxy::with_body_version("{}", deep, "1"), "{}");
+    std::string ok;
+    for (int i = 0; i < 16; ++i) ok += "/k";
+    EXPECT_EQ(proxy::body_version(proxy::with_body_version("{}", ok, "1"), ok), "1");
+}
