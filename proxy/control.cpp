@@ -393,12 +393,32 @@ void Control::record(Side side, std::string_view who, std::string_view version, 
 
 void Control::count_refused(Side side) { refused_[static_cast<int>(side)]->Increment(); }
 
+bool Control::repeated(Side side, std::string_view who, std::string_view version, const admission::Decision& d) {
+    auto& last = last_logged_[static_cast<int>(side)];
+    std::string key = std::string(version) + "|" + admission::decision_label(d) + "|" + admission::to_string(d.reason);
+    auto [it, inserted] = last.try_emplace(std::string(who), key);
+    if (inserted) {
+        if (last.size() > 4096) { // callers are cluster members: a handful in practice
+            last.clear();
+            last.emplace(std::string(who), key);
+        }
+        return false;
+    }
+    if (it->second == key && !d.override_used) return true;
+    it->second = std::move(key);
+    return false;
+}
+
+void Control::account(Side side, std::string_view who, std::string_view version, const admission::Decision& d) {
+    if (!d.cached && !repeated(side, who, version, d)) record(side, who, version, d);
+    else if (d.blocks()) count_refused(side);
+}
+
 admission::Decision Control::judge_inbound(std::string_view member, std::string_view version,
                                            std::string_view protocol) {
     auto d = gate_.judge(Side::inbound, member, version, parse_stamp_protocol(protocol), view_.facts(),
                          SysClock::now());
-    if (!d.cached) record(Side::inbound, member, version, d);
-    else if (d.blocks()) count_refused(Side::inbound);
+    account(Side::inbound, member, version, d);
     return d;
 }
 
@@ -417,7 +437,8 @@ void Control::learn_target(const std::string& authority, const http::Head& resp)
 
 asio::awaitable<std::optional<admission::Decision>> Control::judge_outbound(const std::string& authority,
                                                                             const config::HostPort& target,
-                                                                            std::string* error) {
+                                                                            std::string* error, std::string* who,
+                                                                            std::string* version) {
     auto it = targets_.find(authority);
     auto fresh = 2 * rt().config->cluster.view_interval + std::chrono::seconds(5);
     if (it == targets_.end() || SteadyClock::now() - it->second.seen > fresh) {
@@ -438,8 +459,9 @@ asio::awaitable<std::optional<admission::Decision>> Control::judge_outbound(cons
     const auto& t = it->second;
     auto d = gate_.judge(Side::outbound, t.member, t.version, parse_stamp_protocol(t.protocol), view_.facts(),
                          SysClock::now());
-    if (!d.cached) record(Side::outbound, t.member, t.version, d);
-    else if (d.blocks()) count_refused(Side::outbound);
+    account(Side::outbound, t.member, t.version, d);
+    if (who) *who = t.member;
+    if (version) *version = t.version;
     co_return d;
 }
 

@@ -49,9 +49,12 @@ public:
                                       std::string_view protocol);
     // Outbound: the local peer's request to a target. Probes a target never seen before;
     // nullopt (with *error) when the target's sidecar cannot be reached.
+    // *who and *version (when given) receive the target's member name and version.
     asio::awaitable<std::optional<admission::Decision>> judge_outbound(const std::string& authority,
                                                                        const config::HostPort& target,
-                                                                       std::string* error);
+                                                                       std::string* error,
+                                                                       std::string* who = nullptr,
+                                                                       std::string* version = nullptr);
     // Keeps the target's identity fresh from the X-Joingate-* of its responses.
     void learn_target(const std::string& authority, const http::Head& response);
     // Counts a request refused by a cached decision (no log line: etcd retries every 100 ms).
@@ -82,6 +85,13 @@ private:
     void set_own_version(std::optional<admission::Version> v);
     void record(admission::Side side, std::string_view who, std::string_view version,
                 const admission::Decision& d);
+    // A decision re-made only because the gate's cache was invalidated elsewhere (the
+    // ledger grew, a view round) is not news: counted like a cached one, not logged again.
+    bool repeated(admission::Side side, std::string_view who, std::string_view version,
+                  const admission::Decision& d);
+    void account(admission::Side side, std::string_view who, std::string_view version,
+                 const admission::Decision& d);
+    std::array<std::unordered_map<std::string, std::string>, 3> last_logged_;
     void publish_view_metrics();
     admission::Now now() const;
     const Runtime& rt() const { return *rt_; }

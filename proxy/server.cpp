@@ -356,11 +356,16 @@ struct Server::Impl {
                 // etcd2: the joiner's sidecar wrote its version into the JoinCommand.
                 std::string member(req.get("x-joingate-member")), stamped(req.get("x-joingate-version")),
                     protocol(req.get("x-joingate-protocol")), body;
+                std::string header_version(control.profile().version_header.empty()
+                                               ? std::string_view{}
+                                               : req.get(control.profile().version_header));
                 ExchangeParams p;
                 auto br = co_await take_join_body(c, req, p, req.target, {}, nullptr, body);
                 if (br != BodyResult::ok) co_return co_await answer_body_failure(c, m_inbound, br);
+                // The body's field first, then the sidecar's stamp, then the profile's header.
                 std::string version = body_version(body, pointer);
                 if (version.empty()) version = stamped;
+                if (version.empty()) version = header_version;
                 auto d = control.judge_inbound(member, version, protocol);
                 if (d.blocks()) co_return co_await refuse(c, m_inbound, d, member, version, p.client_keep_alive, 0);
                 finish_join_head(p, c.head, body);
@@ -489,8 +494,8 @@ struct Server::Impl {
             }
         }
         // Leader-controlled, outbound half: the local peer may not talk to a rejected member.
-        std::string probe_error;
-        auto d = co_await control.judge_outbound(key, hp, &probe_error);
+        std::string probe_error, target_member, target_version;
+        auto d = co_await control.judge_outbound(key, hp, &probe_error, &target_member, &target_version);
         if (!d) {
             m.upstream_error(metrics::UpstreamError::connect);
             warn_upstream(key, probe_error);
@@ -500,7 +505,8 @@ struct Server::Impl {
             co_return !close;
         }
         if (d->blocks()) {
-            co_return co_await refuse(c, m, *d, key, "", req.keep_alive && !has_body(req), req.size);
+            co_return co_await refuse(c, m, *d, target_member.empty() ? key : target_member, target_version,
+                                      req.keep_alive && !has_body(req), req.size);
         }
         auto id = control.identity();
         http::Stamp stamp = id->stamp();

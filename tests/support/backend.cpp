@@ -82,13 +82,16 @@ struct Reader {
                 return false;
         }
     }
-    // Consumes n body bytes into the hash.
-    bool body(std::uint64_t n, std::uint64_t& hash) {
+    // Consumes n body bytes into the hash (and the first `keep_max` bytes into *keep).
+    bool body(std::uint64_t n, std::uint64_t& hash, std::string* keep = nullptr,
+              std::size_t keep_max = 0) {
         while (n > 0) {
             if (buf.empty() && !fill())
                 return false;
             std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(n, buf.size()));
             hash = Backend::fnv1a(std::string_view(buf.data(), take), hash);
+            if (keep && keep->size() < keep_max)
+                keep->append(buf.data(), std::min(take, keep_max - keep->size()));
             buf.erase(0, take);
             n -= take;
         }
@@ -135,7 +138,95 @@ std::string response(int status, std::string_view body, bool close,
     return r;
 }
 
+const char* reason_phrase(int status) {
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 307:
+        return "Temporary Redirect";
+    case 400:
+        return "Bad Request";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "Precondition Failed";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Status";
+    }
+}
+
+// The response of an answer() set by a test.
+std::string fixed_response(int status, std::string_view body, std::string_view type, bool close) {
+    std::string r = "HTTP/1.1 " + std::to_string(status) + " " + reason_phrase(status) + "\r\n";
+    r += "Content-Type: " + std::string(type) + "\r\n";
+    r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+    r += "X-Backend: joingate-test\r\n";
+    if (close)
+        r += "Connection: close\r\n";
+    r += "\r\n";
+    r += body;
+    return r;
+}
+
 } // namespace
+
+void Backend::answer(const std::string& method, const std::string& path, int status,
+                     std::string body, std::string content_type) {
+    std::lock_guard lk(mu_);
+    std::string key = method + " " + path;
+    Answer a{status, std::move(body), std::move(content_type)};
+    for (auto& [k, v] : answers_) {
+        if (k == key) {
+            v = std::move(a);
+            return;
+        }
+    }
+    answers_.emplace_back(std::move(key), std::move(a));
+}
+
+void Backend::clear_answer(const std::string& method, const std::string& path) {
+    std::lock_guard lk(mu_);
+    std::string key = method + " " + path;
+    std::erase_if(answers_, [&](const auto& e) { return e.first == key; });
+}
+
+std::optional<Backend::Answer> Backend::answer_for(const std::string& method,
+                                                   const std::string& path) const {
+    std::lock_guard lk(mu_);
+    std::string key = method + " " + path;
+    for (const auto& [k, v] : answers_)
+        if (k == key)
+            return v;
+    return std::nullopt;
+}
+
+void Backend::act_as_etcd3(bool leader, const std::string& version) {
+    answer("POST", "/v3/maintenance/status", 200,
+           std::string(R"({"header":{"cluster_id":"14841639068965178418","member_id":"1",)") +
+               R"("revision":"1","raft_term":"2"},"version":")" + version +
+               R"(","dbSize":"20480","leader":")" + (leader ? "1" : "2") +
+               R"(","raftIndex":"4","raftTerm":"2"})");
+    answer("GET", "/version", 200, R"({"etcdserver":")" + version + R"(","etcdcluster":"3.4.0"})");
+}
+
+void Backend::act_as_etcd2(bool leader) {
+    answer("GET", "/v2/stats/self", 200,
+           std::string(R"({"name":"m0","id":"ce2a822cea30bfca","state":")") +
+               (leader ? "StateLeader" : "StateFollower") +
+               R"(","startTime":"2014-10-24T13:15:13Z"})");
+}
 
 std::optional<std::string> BackendRequest::header(std::string_view name) const {
     for (const auto& [k, v] : headers)
@@ -310,7 +401,7 @@ void Backend::serve(int fd, std::uint64_t id) {
                     } while (!line.empty());
                     break;
                 }
-                if (!in.body(size, hash))
+                if (!in.body(size, hash, &req.body, BackendRequest::max_recorded_body))
                     return;
                 req.body_size += size;
                 if (!in.line(line))
@@ -318,7 +409,7 @@ void Backend::serve(int fd, std::uint64_t id) {
             }
         } else if (auto cl = req.header("Content-Length")) {
             req.body_size = std::strtoull(cl->c_str(), nullptr, 10);
-            if (!in.body(req.body_size, hash))
+            if (!in.body(req.body_size, hash, &req.body, BackendRequest::max_recorded_body))
                 return;
         }
         auto conn = req.header("Connection");
@@ -333,7 +424,10 @@ void Backend::serve(int fd, std::uint64_t id) {
         std::uint64_t body_size = req.body_size;
         record(std::move(req));
 
-        if (method == "GET" && path == "/small") {
+        if (auto a = answer_for(method, path)) {
+            if (!send_all(fd, fixed_response(a->status, a->body, a->content_type, close)))
+                return;
+        } else if (method == "GET" && path == "/small") {
             if (!send_all(fd, response(200, small_body(), close)))
                 return;
         } else if (method == "GET" && path == "/big") {

@@ -11,6 +11,9 @@
 //                         "<length> <fnv1a64 hex>"
 //   GET  /headers         the received header names, lower-case, one per line
 //   anything else         404
+// A test can add fixed answers for any method and path (answer()), checked before the
+// endpoints above; act_as_etcd3() and act_as_etcd2() use them to impersonate the local
+// etcd that joingate probes for its version and role.
 #pragma once
 
 #include <atomic>
@@ -33,6 +36,8 @@ struct BackendRequest {
     std::vector<std::pair<std::string, std::string>> headers;
     std::uint64_t body_size = 0;
     bool chunked = false;
+    std::string body; // the first max_recorded_body bytes of the body
+    static constexpr std::size_t max_recorded_body = 256 * 1024;
     std::optional<std::string> header(std::string_view name) const; // case-insensitive
     bool has_header_prefix(std::string_view prefix) const;          // case-insensitive
 };
@@ -56,6 +61,21 @@ class Backend {
     // Chunks written on all streams so far.
     std::uint64_t chunks_sent() const { return chunks_sent_.load(); }
 
+    // Answers `method path` (the path without its query) with this status, body and
+    // Content-Type from now on, instead of the built-in endpoints; replaces an earlier
+    // answer for the same method and path.
+    void answer(const std::string& method, const std::string& path, int status, std::string body,
+                std::string content_type = "application/json");
+    void clear_answer(const std::string& method, const std::string& path);
+    // The local etcd 3 as joingate's probes see it: POST /v3/maintenance/status answers
+    // {"header":{"member_id":"1"},"leader":"1"} when `leader`, else "leader":"2";
+    // GET /version answers {"etcdserver":version,"etcdcluster":"3.4.0"}. Call again to
+    // change the answers (a leader change, an upgrade).
+    void act_as_etcd3(bool leader, const std::string& version = "3.4.23");
+    // The local etcd 0.4 (etcd2 profile) as joingate's leader probe sees it:
+    // GET /v2/stats/self answers {"name":...,"state":"StateLeader"} or "StateFollower".
+    void act_as_etcd2(bool leader);
+
     static const std::string& small_body();
     static const std::string& big_body();
     static std::uint64_t fnv1a(std::string_view data, std::uint64_t h = 14695981039346656037ull);
@@ -65,6 +85,11 @@ class Backend {
     void serve(int fd, std::uint64_t id);
     bool stream(int fd, std::uint64_t abort_after);
     void record(BackendRequest r);
+    struct Answer {
+        int status = 200;
+        std::string body, content_type;
+    };
+    std::optional<Answer> answer_for(const std::string& method, const std::string& path) const;
 
     int listen_fd_ = -1;
     std::uint16_t port_ = 0;
@@ -74,6 +99,7 @@ class Backend {
     std::atomic<std::uint64_t> chunks_sent_{0};
     mutable std::mutex mu_;
     std::vector<BackendRequest> requests_;
+    std::vector<std::pair<std::string, Answer>> answers_; // "METHOD path" -> answer
     std::set<int> fds_;
     std::vector<std::thread> threads_;
     std::thread acceptor_;

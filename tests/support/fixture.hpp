@@ -7,6 +7,8 @@
 
 #include <openssl/ssl.h>
 
+#include <signal.h>
+
 #include <iostream>
 #include <memory>
 #include <string>
@@ -45,6 +47,35 @@ class JoingateTest : public ::testing::Test {
         }
         procs.push_back(std::move(p));
         return procs.back().get();
+    }
+
+    // Starts joingate with a MemberConfig (process.hpp); nullptr and a test failure when it
+    // does not come up.
+    JoingateProcess* start_member(const MemberConfig& m) {
+        auto p = std::make_unique<JoingateProcess>(m.process_options());
+        p->write_config(joingate_member_config(m));
+        std::string err;
+        if (!p->start(&err)) {
+            ADD_FAILURE() << "joingate " << m.name << " did not start: " << err;
+            return nullptr;
+        }
+        procs.push_back(std::move(p));
+        return procs.back().get();
+    }
+
+    // Writes m as p's config, sends SIGHUP and waits until joingate counts a successful
+    // reload; false (and a test failure) when it does not.
+    static bool reload(JoingateProcess& p, const MemberConfig& m) {
+        auto successes = [&] {
+            return metric(p, "joingate_config_reloads_total", {"result=\"success\""});
+        };
+        double before = successes();
+        p.write_config(joingate_member_config(m));
+        p.signal(SIGHUP);
+        if (eventually([&] { return successes() > before; }))
+            return true;
+        ADD_FAILURE() << "joingate " << m.name << " did not reload its config\n" << p.logs();
+        return false;
     }
 
     // A member's client certificate, verifying the server as 127.0.0.1 against the CA.

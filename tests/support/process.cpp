@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -157,6 +158,69 @@ std::string joingate_config(const JoingateOptions& o) {
     if (!o.extra.empty())
         c += "\n" + o.extra + "\n";
     return c;
+}
+
+JoingateOptions MemberConfig::process_options() const {
+    JoingateOptions o;
+    o.name = name;
+    o.version = version;
+    o.peer = peer;
+    o.outbound = outbound;
+    return o;
+}
+
+std::string joingate_member_config(const MemberConfig& m) {
+    const TestPki& pki = test_pki();
+    std::string c;
+    c += "[member]\n";
+    c += "name = " + toml_string(m.name) + "\n";
+    c += "version = " + toml_string(m.version) + "\n";
+    c += "profile = " + toml_string(m.profile) + "\n";
+    if (!m.protocol.empty())
+        c += "protocol = " + toml_string(m.protocol) + "\n";
+    c += "peer = " + toml_string(m.peer) + "\n";
+    if (!m.client.empty())
+        c += "client = " + toml_string(m.client) + "\n";
+    c += "probe_interval = " + toml_string(m.probe_interval) + "\n\n";
+    c += "[inbound]\nlisten = \"127.0.0.1:0\"\n\n";
+    if (m.outbound)
+        c += "[outbound]\nlisten = \"127.0.0.1:0\"\n\n";
+    c += "[cluster]\npeers = " + toml_array(m.cluster_peers) + "\n";
+    c += std::string("bootstrap = ") + (m.bootstrap ? "true" : "false") + "\n";
+    c += "view_interval = " + toml_string(m.view_interval) + "\n\n";
+    c += "[tls]\n";
+    c += "cert = " + toml_string(pki.member.cert) + "\n";
+    c += "key = " + toml_string(pki.member.key) + "\n";
+    c += "ca = " + toml_string(pki.ca) + "\n\n";
+    c += "[admission]\n";
+    c += "mode = " + toml_string(m.mode) + "\n";
+    c += "policy = " + toml_string(m.policy) + "\n";
+    c += "fail = " + toml_string(m.fail) + "\n";
+    c += "on_reject = " + toml_string(m.on_reject) + "\n";
+    if (!m.admission_extra.empty())
+        c += m.admission_extra + "\n";
+    c += "\n[admission.retry]\n";
+    c += "initial = " + toml_string(m.retry_initial) + "\n";
+    c += "max = " + toml_string(m.retry_max) + "\n";
+    c += "hold = " + toml_string(m.hold) + "\n";
+    c += "deadline = " + toml_string(m.deadline) + "\n\n";
+    c += "[admin]\nlisten = \"127.0.0.1:0\"\n\n";
+    c += "[log]\nlevel = \"debug\"\n";
+    if (!m.limits.empty())
+        c += "\n[limits]\n" + m.limits + "\n";
+    if (!m.tail.empty())
+        c += "\n" + m.tail + "\n";
+    return c;
+}
+
+std::string override_for_member(const std::string& member, const std::string& reason) {
+    std::time_t until = std::time(nullptr) + 3600;
+    std::tm tm{};
+    ::gmtime_r(&until, &tm);
+    char when[32];
+    std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return "[[admission.override]]\nmember = " + toml_string(member) + "\nuntil = \"" + when +
+           "\"\nreason = " + toml_string(reason) + "\n";
 }
 
 CommandResult run_command(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {

@@ -38,6 +38,39 @@ inline JoingateOptions options_for(std::string peer) {
 // The config text for the options (ports 0 everywhere).
 std::string joingate_config(const JoingateOptions& o);
 
+// A member's sidecar for the admission tests (DESIGN §5, §6): the keys they vary, with
+// short intervals so that a view round or a retry takes a fraction of a second. Listen
+// addresses are 127.0.0.1:0; TLS is the test PKI's member certificate and CA.
+struct MemberConfig {
+    std::string name = "m0";
+    std::string version = "3.4.23";
+    std::string profile = "etcd3"; // etcd3 | etcd2 | generic (then `profile_table`)
+    std::string protocol;          // member.protocol, "" = default
+    std::string peer;              // member.peer, e.g. a Backend's url()
+    std::string client;            // member.client (the leader probe), "" = none
+    std::string probe_interval = "200ms";
+    bool outbound = true;
+    std::vector<std::string> cluster_peers; // inbound addresses, "127.0.0.1:1234"
+    bool bootstrap = false;
+    std::string view_interval = "200ms";
+    std::string mode = "both";
+    std::string policy = "not-older-than-leader";
+    std::string fail = "closed";
+    std::string on_reject = "wait";
+    std::string retry_initial = "200ms";
+    std::string retry_max = "400ms";
+    std::string hold = "2s";
+    std::string deadline = "0s";
+    std::string admission_extra; // more lines for [admission], e.g. "max_minor_skew = 2"
+    std::string limits;          // lines for [limits]
+    std::string tail;            // appended at the end: [profile], [[admission.override]]
+    // The JoingateOptions that make JoingateProcess wait for these listeners.
+    JoingateOptions process_options() const;
+};
+std::string joingate_member_config(const MemberConfig& m);
+// An [[admission.override]] table admitting `member` for the next hour.
+std::string override_for_member(const std::string& member, const std::string& reason);
+
 struct CommandResult {
     int exit_code = -1; // minus the signal when killed by one; -1 when timed out
     bool timed_out = false;
