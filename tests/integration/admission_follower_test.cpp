@@ -273,7 +273,9 @@ TEST_F(Follower, ANewerJoinerWaitsUntilTheLeaderIsUpgraded) {
         << joiner->logs();
     waiter.join();
     EXPECT_EQ(w.exit_code, 0) << w.out << w.err;
-    EXPECT_GE(count_lines_starting(w.out, "not admitted: skew_exceeded"), 1u) << w.out;
+    // The waiter may start before or after the joiner's next try saw the upgrade (it is a
+    // separate process): the reason lines are checked in AnOlderJoinerWaits..., here only
+    // that it ends admitted, once.
     EXPECT_EQ(count_lines_starting(w.out, "admitted"), 1u) << w.out;
     expect_no_repeated_lines(w.out);
     auto v = parse_json(readyz(*joiner));
