@@ -89,6 +89,16 @@ void ClusterView::derive() {
     protocols_.clear();
     for (auto* p : members)
         protocols_.push_back({p->doc->member, p->doc->protocol, p->version ? &*p->version : nullptr});
+    // Members known from an earlier answer and not reachable under any address now.
+    unreachable_.clear();
+    for (const auto& p : peers_) {
+        if (p.reachable || !p.doc || !p.version || newest(p.doc->member))
+            continue;
+        bool listed = std::any_of(unreachable_.begin(), unreachable_.end(),
+                                  [&](const MemberProtocol& m) { return m.member == p.doc->member; });
+        if (!listed)
+            unreachable_.push_back({p.doc->member, p.doc->protocol, &*p.version});
+    }
 
     // The leader is the member that says so. During an election two may say so for a
     // moment: take the one most members name as their leader, then the newest answer.
@@ -119,6 +129,8 @@ void ClusterView::derive() {
         signature += "|" + std::string(m.member) + ":" + to_string(m.protocol) + "@" +
                      (m.version ? m.version->text() : std::string("?"));
     }
+    for (const auto& m : unreachable_)
+        signature += "|~" + std::string(m.member) + "@" + m.version->text();
     if (signature != signature_) {
         signature_ = std::move(signature);
         ++epoch_;
@@ -131,6 +143,7 @@ ClusterFacts ClusterView::facts() const noexcept {
     if (!first_round_done())
         return f; // nothing is enforced before the ledger is seeded
     f.members = protocols_;
+    f.unreachable = unreachable_;
     if (leader_) {
         f.leader_member = peers_[*leader_].doc->member;
         f.leader_version = leader_version();

@@ -83,6 +83,7 @@ class ClusterView {
     std::vector<PeerState> peers_;
     // Derived state, rebuilt by derive() after every change.
     std::vector<MemberProtocol> protocols_; // views into peers_[i].doc->member
+    std::vector<MemberProtocol> unreachable_; // last known, of members not reachable now
     std::optional<std::size_t> leader_;     // index into peers_
     std::optional<Version> leader_version_;
     std::string signature_; // what facts() shows, as text; epoch_ counts its changes

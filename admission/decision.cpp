@@ -3,6 +3,7 @@
 #include "admission/decision.hpp"
 
 #include <algorithm>
+#include <optional>
 
 namespace joingate::admission {
 
@@ -224,18 +225,30 @@ Decision evaluate_policy(const Rules& rules, const Subject& who,
         // No member says it leads: a new cluster forming, or an election. Raft needs peer
         // traffic to elect a leader, so refusing everyone here would keep a new cluster
         // leaderless for ever. Judge against every other member that answered instead, and
-        // admit only when the policy holds against each of them.
-        bool any = false;
+        // admit only when the policy holds against each of them. A member that answered
+        // before and cannot be reached now counts at its last known version: it may be the
+        // leader whose sidecar is restarting, and a joiner the old leader would refuse must
+        // not slip in during that gap.
+        auto others = [&](std::span<const MemberProtocol> list, Decision& last) {
+            std::size_t judged = 0;
+            for (const auto& m : list) {
+                if (!m.version || (!who.member.empty() && m.member == who.member))
+                    continue;
+                ++judged;
+                last = against(rules, *who.version, *m.version);
+                if (last.blocks())
+                    return std::optional<std::size_t>();
+            }
+            return std::optional<std::size_t>(judged);
+        };
         Decision last = unknown(rules, Reason::leader_unknown);
-        for (const auto& m : cluster.members) {
-            if (!m.version || (!who.member.empty() && m.member == who.member))
-                continue;
-            any = true;
-            last = against(rules, *who.version, *m.version);
-            if (last.blocks())
-                return unknown(rules, Reason::leader_unknown);
-        }
-        return any ? last : unknown(rules, Reason::leader_unknown);
+        auto answered = others(cluster.members, last);
+        if (!answered)
+            return unknown(rules, Reason::leader_unknown);
+        Decision stale = last;
+        if (!others(cluster.unreachable, stale) || *answered == 0) // only members that
+            return unknown(rules, Reason::leader_unknown);          // answer now admit
+        return last;
     }
     return against(rules, *who.version, *cluster.leader_version);
 }

@@ -109,6 +109,9 @@ struct ClusterFacts {
     const Version* leader_version = nullptr; // nullptr = leader unknown
     std::string_view leader_member;
     std::span<const MemberProtocol> members; // every member that answered, any order
+    // Members that answered before and cannot be reached now, at their last known version
+    // (none of them is also in `members`). Only the leaderless rule looks at them.
+    std::span<const MemberProtocol> unreachable;
     std::uint64_t epoch = 0;                 // changes whenever the fields above change
 };
 

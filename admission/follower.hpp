@@ -106,6 +106,9 @@ class Follower {
     FollowerState state() const noexcept { return state_; }
     bool admitted() const noexcept { return state_ == FollowerState::admitted; }
     FollowerStatus status(std::chrono::steady_clock::time_point now) const;
+    // The decision of the last view round (what the policy says about this member now).
+    const std::optional<Decision>& last_decision() const noexcept { return last_; }
+    const std::optional<Version>& own_version() const noexcept { return own_version_; }
 
   private:
     Action admit(const Decision& d, Now now);

@@ -234,12 +234,16 @@ asio::awaitable<void> Control::view_loop() {
     for (;;) {
         co_await view_round();
         if (stopping_) co_return;
-        if (follower_wants_view_) {
+        // A try the follower asked for; and every round once admitted, so that /readyz,
+        // /status and the follower decisions keep saying what the policy says now (in
+        // modes that do not hold the member back, that is how would_reject shows).
+        if (follower_wants_view_ || follower_->admitted()) {
             follower_wants_view_ = false;
             auto va = admission::ViewAnswer::from(view_, rt().config->member.name);
             handle(va.others_reachable == 0 && view_.reachable_count() == 0 && !va.complete
                        ? follower_->on_no_leader(now())
                        : follower_->on_view(va, now()));
+            account_follower();
         }
         for (const auto* o : gate_.take_newly_expired(SysClock::now()))
             log::warn("override expired, ignored", {{"member", o->member}, {"line", o->line}, {"reason", o->reason}});
@@ -389,6 +393,17 @@ void Control::record(Side side, std::string_view who, std::string_view version, 
     e += "}";
     recent_.push_back(std::move(e));
     if (recent_.size() > 20) recent_.pop_front();
+}
+
+// The follower side's decision about the local member, as one log line and one count per
+// change (a wait retried with the same reason is not a new decision).
+void Control::account_follower() {
+    const auto& d = follower_->last_decision();
+    if (!d) return;
+    const auto& v = follower_->own_version();
+    std::string version = v ? v->text() : std::string();
+    if (!repeated(Side::follower, rt().config->member.name, version, *d))
+        record(Side::follower, rt().config->member.name, version, *d);
 }
 
 void Control::count_refused(Side side) { refused_[static_cast<int>(side)]->Increment(); }

@@ -87,6 +87,7 @@ private:
                 const admission::Decision& d);
     // A decision re-made only because the gate's cache was invalidated elsewhere (the
     // ledger grew, a view round) is not news: counted like a cached one, not logged again.
+    void account_follower();
     bool repeated(admission::Side side, std::string_view who, std::string_view version,
                   const admission::Decision& d);
     void account(admission::Side side, std::string_view who, std::string_view version,

@@ -30,6 +30,10 @@
 #   JG_E2E_LOG_LINES lines of each log shown on failure (default 60)
 #   JG_ETCD_VERSION  member.version written into every config (default 3.4.23)
 #   JG_MODE          admission.mode written into every config (default observe)
+#   JG_VIEW_INTERVAL cluster.view_interval written into every config (default: not written,
+#                    joingate's own default applies)
+#   JG_PROBE_INTERVAL member.probe_interval written into every config (same)
+#   JG_ETCD_ARGS     extra flags for every etcd, split on whitespace (e.g. --pre-vote)
 #
 # A test script may define jg_config_extra N: its output is appended to member N's config
 # (whole tables such as [admission.retry] or [[admission.override]]).
@@ -41,6 +45,9 @@ JG_REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 JOINGATE_BIN=${JOINGATE_BIN:-$JG_REPO/build/dev/joingate}
 JG_ETCD_VERSION=${JG_ETCD_VERSION:-3.4.23}
 JG_MODE=${JG_MODE:-observe}
+JG_VIEW_INTERVAL=${JG_VIEW_INTERVAL:-}
+JG_PROBE_INTERVAL=${JG_PROBE_INTERVAL:-}
+JG_ETCD_ARGS=${JG_ETCD_ARGS:-}
 JG_E2E_LOG_LINES=${JG_E2E_LOG_LINES:-60}
 JG_T0=${EPOCHREALTIME:-$(date +%s.%N)}
 
@@ -56,6 +63,7 @@ export ETCDCTL_API=3
 source "$JG_REPO/tests/support/certs.sh"
 
 declare -A JG_ETCD_PID=() JG_GATE_PID=() JG_ICLUSTER=() JG_STATE=()
+JG_EXTRA_PIDS=() # host-side helpers (jg_track_pid), stopped first by jg_cleanup
 JG_ID=
 JG_DIR=
 JG_SIZE=0
@@ -335,6 +343,10 @@ jg_cleanup() {
     [[ -n $JG_CLEANED ]] && return 0
     JG_CLEANED=1
     local pids=() n ns
+    # helpers of the test itself (writers, watchers) before the members they talk to
+    for n in "${JG_EXTRA_PIDS[@]}"; do jg__alive "$n" && pids+=("$n"); done
+    ((${#pids[@]})) && JG_QUIET_KILL=1 jg__terminate 3 "${pids[@]}"
+    pids=()
     # etcd first (a stopping leader tries to hand over leadership for a few seconds;
     # nothing here needs that), then the sidecars.
     for n in "${!JG_ETCD_PID[@]}"; do pids+=("${JG_ETCD_PID[$n]}"); done
@@ -405,14 +417,18 @@ jg_dump_logs() {
 # ---------------------------------------------------------------- members
 
 # jg_write_config N [--version V] [--mode M] [--admission 'key = value']...
+#                   [--view-interval DUR] [--probe-interval DUR]
 jg_write_config() {
     local n=$1 version=$JG_ETCD_VERSION mode=$JG_MODE adm=() m peers=()
+    local view=$JG_VIEW_INTERVAL probe=$JG_PROBE_INTERVAL
     shift
     while (($#)); do
         case $1 in
         --version) version=$2; shift 2 ;;
         --mode) mode=$2; shift 2 ;;
         --admission) adm+=("$2"); shift 2 ;;
+        --view-interval) view=$2; shift 2 ;;
+        --probe-interval) probe=$2; shift 2 ;;
         *) jg_fail "jg_write_config: unknown option $1" ;;
         esac
     done
@@ -428,7 +444,7 @@ version = "$version"
 profile = "etcd3"
 peer = "http://127.0.0.1:2381"
 client = "http://127.0.0.1:2379"
-
+$([[ -z $probe ]] || echo "probe_interval = \"$probe\"")
 [inbound]
 listen = "$(jg_ip "$n"):2380"
 
@@ -438,7 +454,7 @@ listen = "127.0.0.1:2390"
 [cluster]
 peers = [$(IFS=,; echo "${peers[*]}" | sed 's/,/, /g')]
 bootstrap = $([[ $n == 1 ]] && echo true || echo false)
-
+$([[ -z $view ]] || echo "view_interval = \"$view\"")
 [tls]
 cert = "$d/tls/tls.crt"
 key = "$d/tls/tls.key"
@@ -504,6 +520,8 @@ jg_start_etcd() {
         --initial-cluster-token "$JG_TOKEN"
         --logger zap --log-outputs stderr
     )
+    # shellcheck disable=SC2206 # split on whitespace on purpose
+    [[ -z $JG_ETCD_ARGS ]] || args+=($JG_ETCD_ARGS)
     if [[ -n ${JG_E2E_DIRECT:-} ]]; then
         ip netns exec "$ns" env etcd "${args[@]}" --listen-peer-urls "http://0.0.0.0:2380" \
             >>"$d/etcd.log" 2>&1 {JG_LOCK_FD}>&- &
@@ -517,22 +535,32 @@ jg_start_etcd() {
 }
 
 # jg_start_member N [--state new|existing] [--initial-cluster STR] [--version V] [--mode M]
-#                   [--admission 'key = value']... [--no-gate]
+#                   [--admission 'key = value']... [--view-interval DUR]
+#                   [--probe-interval DUR] [--no-gate | --gate-only | --etcd-only]
 # Writes the config, starts joingate (waits until it listens), then etcd (does not wait for
 # health: a new cluster needs a quorum first; see jg_wait_healthy).
+# --gate-only starts only the sidecar (a member held back until it is admitted, as an init
+# container running `joingate wait` would); --etcd-only then starts its etcd with the state
+# and initial cluster remembered from that call.
 jg_start_member() {
-    local n=$1 state=new icluster='' gate=1 cfg=()
+    local n=$1 state='' icluster='' gate=1 etcd=1 etcd_only='' cfg=()
     shift
     while (($#)); do
         case $1 in
         --state) state=$2; shift 2 ;;
         --initial-cluster) icluster=$2; shift 2 ;;
-        --version | --mode | --admission) cfg+=("$1" "$2"); shift 2 ;;
+        --version | --mode | --admission | --view-interval | --probe-interval) cfg+=("$1" "$2"); shift 2 ;;
         --no-gate) gate=; shift ;;
+        --gate-only) etcd=; shift ;;
+        --etcd-only) gate='' etcd_only=1; shift ;;
         *) jg_fail "jg_start_member: unknown option $1" ;;
         esac
     done
     [[ -z ${JG_ETCD_PID[$n]:-} ]] || jg_fail "m$n is already running"
+    if [[ -z $state ]]; then
+        state=new
+        [[ -n $etcd_only ]] && state=${JG_STATE[$n]:-new}
+    fi
     [[ -n $icluster ]] || icluster=${JG_ICLUSTER[$n]:-}
     [[ -n $icluster ]] || jg_fail "no --initial-cluster for m$n (jg_member_add it first)"
     JG_ICLUSTER[$n]=$icluster
@@ -540,6 +568,10 @@ jg_start_member() {
     if [[ -z ${JG_E2E_DIRECT:-} && -n $gate ]]; then
         jg_write_config "$n" "${cfg[@]}"
         jg_start_gate "$n"
+    fi
+    if [[ -z $etcd ]]; then
+        jg_log "started the joingate of m$n only ($(jg_ip "$n")); its etcd waits"
+        return 0
     fi
     jg_start_etcd "$n" "$state" "$icluster"
     jg_log "started m$n ($(jg_ip "$n"), state $state)"
@@ -712,4 +744,92 @@ jg_etcd_direct_peer_conns() {
         awk -v pid="pid=${JG_ETCD_PID[$n]}," '
             index($0, pid) && $4 !~ /^127\.0\.0\.1:/ && $4 ~ /:2380$/ { c++ }
             END { print c + 0 }'
+}
+
+# ---------------------------------------------------------------- helpers for longer stories
+
+# jg_track_pid PID...: host-side helper processes of a test (a writer, a watcher) that
+# jg_cleanup stops before the members, also on Ctrl-C.
+jg_track_pid() { JG_EXTRA_PIDS+=("$@"); }
+
+# jg_ns_exec N COMMAND...: run COMMAND inside mN's network namespace (jg_cleanup kills
+# whatever still runs there).
+jg_ns_exec() {
+    local n=$1
+    shift
+    ip netns exec "$(jg_ns "$n")" "$@"
+}
+
+# jg_restart_gate N [jg_write_config options]: stop mN's sidecar only (SIGTERM; it drains
+# for up to limits.drain_timeout; SIGKILL after 25 s), rewrite its config with the options
+# and start it again. mN's etcd keeps running, cut off from its peers meanwhile.
+jg_restart_gate() {
+    local n=$1 t0=$SECONDS
+    shift
+    [[ -n ${JG_GATE_PID[$n]:-} ]] || jg_fail "jg_restart_gate: the joingate of m$n is not running"
+    jg__terminate 25 "${JG_GATE_PID[$n]}"
+    unset "JG_GATE_PID[$n]"
+    jg_write_config "$n" "$@"
+    jg_start_gate "$n"
+    jg_log "restarted the joingate of m$n in $((SECONDS - t0))s"
+}
+
+# jg_member_remove N: remove mN from the member list, found by its peer URL (a member that
+# never started has no name there).
+jg_member_remove() {
+    local n=$1 id
+    id=$(jg_etcdctl "$(jg_endpoints)" member list -w simple |
+        awk -F', ' -v u="$(jg_peer_url "$n")" '$4 == u { print $1 }')
+    [[ -n $id ]] || jg_fail "m$n ($(jg_peer_url "$n")) is not in the member list"
+    jg_etcdctl "$(jg_endpoints)" member remove "$id" >/dev/null || jg_fail "member remove m$n ($id) failed"
+    jg_log "member remove m$n ($id)"
+}
+
+# jg_etcd_in_ns N: 0 when an etcd process runs in mN's namespace, started by this harness
+# or not.
+jg_etcd_in_ns() {
+    local pid
+    for pid in $(ip netns pids "$(jg_ns "$1")" 2>/dev/null); do
+        [[ $(jg__comm "$pid") == etcd ]] && return 0
+    done
+    return 1
+}
+
+# jg_readyz N: "CODE BODY" of mN's sidecar /readyz ("000 " when it does not answer).
+jg_readyz() {
+    local out
+    out=$(curl -s --noproxy '*' --max-time 3 -w '\n%{http_code}' "$(jg_admin_url "$1")/readyz") || true
+    printf '%s %s\n' "${out##*$'\n'}" "$(head -n -1 <<<"$out" | tr -d '\n')"
+}
+
+# jg_version_doc N: mN's sidecar version document (GET /joingate/v1/version on its admin
+# listener).
+jg_version_doc() { curl -sf --noproxy '*' --max-time 3 "$(jg_admin_url "$1")/joingate/v1/version"; }
+
+# jg_wait_gate_exit N SECONDS: mN's sidecar must exit on its own within SECONDS. Sets
+# JG_GATE_RC to its exit status and forgets the process (lib.sh's liveness checks do not
+# count it as a crash). Fails the test when it keeps running.
+JG_GATE_RC=
+jg_wait_gate_exit() {
+    local n=$1 timeout=$2 pid deadline
+    pid=${JG_GATE_PID[$n]:-}
+    [[ -n $pid ]] || jg_fail "jg_wait_gate_exit: no joingate of m$n was started"
+    deadline=$((SECONDS + timeout))
+    while jg__alive "$pid"; do
+        ((SECONDS < deadline)) || jg_fail "the joingate of m$n still runs after ${timeout}s"
+        sleep 0.1
+    done
+    JG_REPORTED[$pid]=1
+    JG_GATE_RC=0
+    wait "$pid" 2>/dev/null || JG_GATE_RC=$?
+    unset "JG_GATE_PID[$n]"
+    jg_log "the joingate of m$n exited with status $JG_GATE_RC"
+}
+
+# jg_wait_named N [SECONDS]: wait until the member list names mN: its etcd started and
+# published itself (a member added but not started has no name, and jg_member_id and
+# jg_member_promote find members by name).
+jg_wait_named() {
+    jg_wait_until "${2:-30}" "the member list names m$1" eval "[[ -n \$(jg_member_id $1) ]]" ||
+        jg_fail "the member list does not name m$1 (its etcd did not start and publish itself)"
 }

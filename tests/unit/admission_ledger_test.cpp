@@ -268,26 +268,19 @@ TEST(Gate, CacheHitAllocatesNothing) {
     auto c = led_by(v35, 7);
     gate.judge(Side::inbound, "etcd-member-with-a-long-name", "3.5.0-rc.1+build.123", {}, c, t0);
     gate.judge(Side::inbound, "etcd-old", "3.4.0", {}, c, t0);
+    // Its cost is measured by tests/bench (BM_GateJudgeCached), never timed here.
     counting = true;
     int blocked = 0, misses = 0;
-    double best = 1e12;
-    for (int b = 0; b < 8; ++b) { // the fastest batch: a shared machine slows some down
-        auto start = std::chrono::steady_clock::now();
-        for (int i = 0; i < 10'000; ++i) {
-            auto d = gate.judge(Side::inbound, "etcd-member-with-a-long-name",
-                                "3.5.0-rc.1+build.123", {}, c, t0);
-            auto r = gate.judge(Side::inbound, "etcd-old", "3.4.0", {}, c, t0);
-            blocked += r.blocks() + d.blocks();
-            misses += !d.cached + !r.cached;
-        }
-        auto elapsed = std::chrono::steady_clock::now() - start;
-        best = std::min(best, std::chrono::duration<double, std::nano>(elapsed).count() / 20'000);
+    for (int i = 0; i < 1000; ++i) {
+        auto d = gate.judge(Side::inbound, "etcd-member-with-a-long-name", "3.5.0-rc.1+build.123", {}, c, t0);
+        auto r = gate.judge(Side::inbound, "etcd-old", "3.4.0", {}, c, t0);
+        blocked += r.blocks() + d.blocks();
+        misses += !d.cached + !r.cached;
     }
     counting = false;
     EXPECT_EQ(allocations.load(), 0);
     EXPECT_EQ(misses, 0);
-    EXPECT_EQ(blocked, 80'000);
-    EXPECT_LT(best, 1000.0) << best << " ns per cached decision";
+    EXPECT_EQ(blocked, 1000);
 }
 
 TEST(Gate, CacheIsBounded) {

@@ -483,7 +483,8 @@ TEST(Decision, NamesAreTheContractLabels) {
     EXPECT_STREQ(to_string(Side::follower), "follower");
 }
 
-TEST(Decision, HotPathAllocatesNothingAndIsFast) {
+// The cost of a decision is measured by tests/bench (BM_Decide), never timed here.
+TEST(Decision, HotPathAllocatesNothing) {
     using namespace std::chrono_literals;
     Version j = v("3.5.0-rc.1"), l = v("3.5.0-rc.2");
     std::vector<MemberProtocol> members = {
@@ -493,28 +494,18 @@ TEST(Decision, HotPathAllocatesNothingAndIsFast) {
     c.members = members;
     auto overrides = prepare_overrides({make_override("etcd-9", std::nullopt, t0 + 1h),
                                         make_override(std::nullopt, "3.0.0", t0 + 1h)});
-    // The fastest of several batches: other processes on a shared machine only slow
-    // some batches down.
-    constexpr int batches = 8, n = 25'000;
-    int admits = 0;
-    double best = 1e12;
+    int admits = 0, refusals = 0;
     counting = true;
-    for (int b = 0; b < batches; ++b) {
-        auto start = std::chrono::steady_clock::now();
-        for (int i = 0; i < n; ++i) {
-            auto p = static_cast<Policy>(i % 4);
-            auto d = decide(rules(p), static_cast<Side>(i % 3), {"etcd-3", &j, {1, 2}}, c,
-                            overrides, t0);
-            admits += d.verdict == Verdict::admit;
-        }
-        auto elapsed = std::chrono::steady_clock::now() - start;
-        best = std::min(best, std::chrono::duration<double, std::nano>(elapsed).count() / n);
+    for (int i = 0; i < 1000; ++i) {
+        auto p = static_cast<Policy>(i % 4);
+        auto d = decide(rules(p), static_cast<Side>(i % 3), {"etcd-3", &j, {1, 2}}, c, overrides, t0);
+        admits += d.verdict == Verdict::admit;
+        refusals += d.verdict != Verdict::admit;
     }
     counting = false;
     EXPECT_EQ(allocations.load(), 0);
     EXPECT_GT(admits, 0);
-    // Under the 1 µs budget even unoptimized (optimized it is a few tens of ns).
-    EXPECT_LT(best, 1000.0) << best << " ns per decision";
+    EXPECT_GT(refusals, 0); // exact refuses 3.5.0-rc.1 against rc.2: both paths were taken
 }
 
 } // namespace
@@ -522,6 +513,36 @@ TEST(Decision, HotPathAllocatesNothingAndIsFast) {
 // No member says it leads (a new cluster forming, or an election): refusing everyone would
 // keep raft from ever electing a leader, so the joiner is judged against every other
 // member that answered, and admitted only if the policy holds against each of them.
+// The leader's sidecar restarts (unreachable) while the other members already run a newer
+// version: the joiner is judged against the old leader's last known version too, so it
+// does not slip in during the gap; a stale member alone never admits.
+TEST(LeaderlessCluster, UnreachableMembersCountAtTheirLastVersion) {
+    Version old_leader = v("3.4.23"), up1 = v("3.5.0"), up2 = v("3.5.0"), joiner = v("3.6.0");
+    std::vector<MemberProtocol> answering = {{"m2", {1, 1}, &up1}, {"m3", {1, 1}, &up2}};
+    std::vector<MemberProtocol> gone = {{"m1", {1, 1}, &old_leader}};
+    ClusterFacts facts;
+    facts.members = answering;
+    Rules rules;
+    rules.policy = Policy::skew;
+    rules.max_minor_skew = 1;
+
+    auto d = evaluate_policy(rules, Subject{"m4", &joiner, {1, 1}}, facts);
+    EXPECT_EQ(d.verdict, Verdict::admit) << "without the stale member, 3.6 is within skew of 3.5";
+    facts.unreachable = gone;
+    d = evaluate_policy(rules, Subject{"m4", &joiner, {1, 1}}, facts);
+    EXPECT_EQ(d.verdict, Verdict::wait);
+    EXPECT_EQ(d.reason, Reason::leader_unknown);
+
+    Version next = v("3.5.1");
+    d = evaluate_policy(rules, Subject{"m4", &next, {1, 1}}, facts);
+    EXPECT_EQ(d.verdict, Verdict::admit); // within skew of every member, reachable or not
+
+    facts.members = {};
+    d = evaluate_policy(rules, Subject{"m4", &next, {1, 1}}, facts);
+    EXPECT_EQ(d.verdict, Verdict::wait);
+    EXPECT_EQ(d.reason, Reason::leader_unknown);
+}
+
 TEST(LeaderlessCluster, JudgedAgainstEveryOtherMember) {
     Version a = v("3.4.23"), b = v("3.4.23"), older = v("3.3.9"), newer = v("3.5.0");
     std::vector<MemberProtocol> members = {{"m0", {1, 1}, &a}, {"m1", {1, 1}, &b}};

@@ -66,6 +66,34 @@ TEST(ClusterView, LeaderIsTheMemberThatSaysSo) {
     EXPECT_EQ(view.facts().leader_member, "etcd-1");
 }
 
+// A member that answered before and cannot be reached now is kept at its last known
+// version for the leaderless rule; one never reached is not; one reachable again, or
+// reachable under another address, is not listed as unreachable.
+TEST(ClusterView, RemembersTheLastVersionOfUnreachableMembers) {
+    ClusterView view(peers);
+    view.on_answer(peers[0], doc("etcd-0", "3.4.23", Role::leader), t0);
+    view.on_answer(peers[1], doc("etcd-1", "3.5.0"), t0);
+    view.on_unreachable(peers[2], "connect: connection refused"); // never answered
+    EXPECT_TRUE(view.facts().unreachable.empty());
+
+    auto e = view.epoch();
+    view.on_unreachable(peers[0], "connect: connection refused"); // the leader's sidecar restarts
+    EXPECT_GT(view.epoch(), e);
+    auto f = view.facts();
+    EXPECT_EQ(f.leader_version, nullptr);
+    ASSERT_EQ(f.members.size(), 1u);
+    ASSERT_EQ(f.unreachable.size(), 1u);
+    EXPECT_EQ(f.unreachable[0].member, "etcd-0");
+    ASSERT_NE(f.unreachable[0].version, nullptr);
+    EXPECT_EQ(f.unreachable[0].version->text(), "3.4.23");
+
+    view.on_answer(peers[0], doc("etcd-0", "3.5.0", Role::leader), t0 + 2s);
+    f = view.facts();
+    EXPECT_TRUE(f.unreachable.empty());
+    ASSERT_NE(f.leader_version, nullptr);
+    EXPECT_EQ(f.leader_version->text(), "3.5.0");
+}
+
 TEST(ClusterView, EpochChangesOnlyWhenDecisionInputsChange) {
     ClusterView view(peers);
     for (std::size_t i = 0; i < 3; ++i) {

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Observe mode: a real etcd 3.4.23 cluster of three members whose sidecars run
+# admission.mode = "observe" (policy not-older-than-leader). A fourth member declaring
+# 3.3.0 — one that mode "leader" would refuse — joins and gets all data, while the
+# sidecars log the decision as would_reject (event admission) and count it in
+# joingate_admission_decisions_total{decision="would_reject"}; nothing is refused.
+set -euo pipefail
+# shellcheck source=tests/e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+# shellcheck source=tests/e2e/lib_admission.sh
+source "$(dirname "$0")/lib_admission.sh"
+
+ADM=(--mode observe --admission 'policy = "not-older-than-leader"')
+
+jg_setup 4
+
+jg_log "step 0: three members at 3.4.23 (mode observe)"
+jg_start_cluster 3 "${ADM[@]}"
+leader=$(jg_leader) || jg_fail "no leader among m1..m3"
+for n in 1 2 3; do
+    jg_wait_until 15 "m$n's sidecar sees leader m$leader at 3.4.23" \
+        eval "[[ \$(jga_view_leader $n) == 'm$leader 3.4.23' ]]" ||
+        jg_fail "the sidecar of m$n does not see the leader m$leader at 3.4.23: $(jga_view_leader "$n")"
+done
+for i in $(seq 1 10); do jg_put $((i % 3 + 1)) "observe/before/$i" "v$i" || jg_fail "put observe/before/$i failed"; done
+
+jg_log "step 1: m4 declaring 3.3.0 joins"
+jg_member_add 4
+t0=$EPOCHREALTIME
+jg_start_member 4 --state existing --version 3.3.0 "${ADM[@]}"
+jg_wait_healthy 60 1 2 3 4
+jg_log "m4 healthy $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s after its start"
+target=$(jga_raft_index "$leader") || jg_fail "no endpoint status from the leader m$leader"
+jg_wait_until 30 "m4's raft index reaches $target" jga_index_at_least 4 "$target" ||
+    jg_fail "m4's raft index $(jga_raft_index 4) did not reach the leader's $target"
+for i in $(seq 1 10); do
+    got=$(jg_get 4 "observe/before/$i" --consistency=s) || jg_fail "serializable get on m4 failed"
+    [[ $got == "v$i" ]] || jg_fail "m4 serves observe/before/$i='$got', want 'v$i'"
+done
+jg_put 4 observe/from-m4 ok || jg_fail "put through m4 failed"
+jg_wait_value "$leader" observe/from-m4 ok || jg_fail "the leader m$leader does not serve the write made through m4"
+jg_log "m4 (declared 3.3.0) joined and serves every key"
+
+jg_log "step 2: the sidecars logged and counted would_reject, and refused nothing"
+cond='.caller == "m4" and .caller_version == "3.3.0" and .decision == "would_reject" and .reason == "older_than_leader" and .observe == true'
+for n in 1 2 3; do
+    jga_has_admission_line "$n" "$cond and (.side == \"inbound\" or .side == \"outbound\")" ||
+        jg_fail "m$n's sidecar logged no would_reject older_than_leader about m4 at 3.3.0: $(jga_admission_lines "$n" '.caller == "m4"' | tail -n 5)"
+    c=$(jga_decisions "$n" decision=would_reject reason=older_than_leader)
+    ((c >= 1)) || jg_fail "m$n counted no decision would_reject older_than_leader: $(jga_decision_summary "$n")"
+    jg_log "m$n: $c would_reject; decisions: $(jga_decision_summary "$n")"
+done
+jg_log "the leader's sidecar: $(jga_admission_lines "$leader" "$cond" | head -n 1)"
+for n in 1 2 3 4; do
+    for d in reject wait refused_request; do
+        c=$(jga_decisions "$n" "decision=$d")
+        [[ $c == 0 ]] || jg_fail "m$n's sidecar (mode observe) counted $c decisions $d: $(jga_decision_summary "$n")"
+    done
+    for l in inbound outbound; do
+        c=$(jg_metric "$n" joingate_requests_total "listener=\"$l\"" 'code="412"')
+        [[ $c == 0 ]] || jg_fail "m$n's sidecar (mode observe) answered 412 to $c $l requests"
+    done
+done
+# m4's own sidecar (the follower side) must not hold m4 back in observe mode, and says
+# what the policy would have done: /readyz 200 with "would_reject": true.
+readyz4() { curl -s --noproxy '*' --max-time 3 "$(jg_admin_url 4)/readyz"; }
+code=$(curl -s -o /dev/null -w '%{http_code}' --noproxy '*' --max-time 3 "$(jg_admin_url 4)/readyz")
+[[ $code == 200 ]] || jg_fail "m4's /readyz answers $code in observe mode, want 200: $(readyz4)"
+if jg_wait_until 5 "m4's /readyz reports would_reject" eval 'readyz4 | jq -e ".would_reject == true" >/dev/null'; then
+    jg_log "m4's /readyz: $(readyz4)"
+else
+    jga_check_failed "m4's own sidecar (follower side, mode observe) never reports that m4 at 3.3.0 would be refused: /readyz $(readyz4); its follower log lines: $(jga_admission_lines 4 '.side == "follower"' | tr '\n' ' ')"
+fi
+jga_finish
+jg_log "PASS observe mode: m4 at 3.3.0 joined, would_reject logged and counted, nothing refused"
