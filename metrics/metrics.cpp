@@ -54,6 +54,7 @@ Families::Families(prometheus::Registry& r)
       request_duration(prometheus::BuildHistogram().Name("joingate_request_duration_seconds").Help("Time from request head to response head").Register(r)),
       upstream_errors(prometheus::BuildCounter().Name("joingate_upstream_errors_total").Help("Upstream failures by kind").Register(r)),
       tls_handshake_errors(prometheus::BuildCounter().Name("joingate_tls_handshake_errors_total").Help("Failed TLS handshakes").Register(r)),
+      tls_handshakes(prometheus::BuildCounter().Name("joingate_tls_handshakes_total").Help("Completed TLS handshakes, full or resumed from a session ticket").Register(r)),
       connections_active(prometheus::BuildGauge().Name("joingate_connections_active").Help("Open client connections").Register(r)),
       connections_rejected(prometheus::BuildCounter().Name("joingate_connections_rejected_total").Help("Connections refused at the per-listener limit").Register(r)),
       timeouts(prometheus::BuildCounter().Name("joingate_timeouts_total").Help("Timeouts fired, by listener and timeout name").Register(r)),
@@ -63,6 +64,8 @@ Families::Families(prometheus::Registry& r)
 ListenerMetrics::ListenerMetrics(prometheus::Registry&, std::string listener, Families& f)
     : connections_active(f.connections_active.Add({{"listener", listener}})),
       tls_handshake_errors(f.tls_handshake_errors.Add({{"listener", listener}})),
+      tls_handshakes_full(f.tls_handshakes.Add({{"listener", listener}, {"resumed", "false"}})),
+      tls_handshakes_resumed(f.tls_handshakes.Add({{"listener", listener}, {"resumed", "true"}})),
       connections_rejected(f.connections_rejected.Add({{"listener", listener}})),
       request_duration(f.request_duration.Add({{"listener", listener}}, latency_buckets())),
       listener_(std::move(listener)), requests_(f.requests) {

@@ -32,6 +32,8 @@ public:
 
     prometheus::Gauge& connections_active;
     prometheus::Counter& tls_handshake_errors;
+    prometheus::Counter& tls_handshakes_full;    // joingate_tls_handshakes_total{resumed="false"}
+    prometheus::Counter& tls_handshakes_resumed; // {resumed="true"}
     prometheus::Counter& connections_rejected;
     prometheus::Histogram& request_duration;
 
@@ -60,6 +62,7 @@ struct Families {
     prometheus::Family<prometheus::Histogram>& request_duration;
     prometheus::Family<prometheus::Counter>& upstream_errors;
     prometheus::Family<prometheus::Counter>& tls_handshake_errors;
+    prometheus::Family<prometheus::Counter>& tls_handshakes;
     prometheus::Family<prometheus::Gauge>& connections_active;
     prometheus::Family<prometheus::Counter>& connections_rejected;
     prometheus::Family<prometheus::Counter>& timeouts;

@@ -225,6 +225,8 @@ struct Server::Impl {
                 c.s.close();
                 co_return;
             }
+            (SSL_session_reused(c.s.ssl()) ? m_inbound.tls_handshakes_resumed : m_inbound.tls_handshakes_full)
+                .Increment();
             if (!tls::peer_allowed(c.s.ssl(), snapshot->tls.allowed_peers)) {
                 m_inbound.tls_handshake_errors.Increment();
                 log::warn("peer certificate not in tls.allowed_peers",

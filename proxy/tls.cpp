@@ -9,6 +9,7 @@
 
 #include <ctime>
 #include <stdexcept>
+#include <unordered_map>
 
 namespace joingate::tls {
 namespace {
@@ -20,6 +21,50 @@ constexpr const char* kIntermediateCiphers =
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:"
     "DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305";
+
+// ---- client-side session resumption ----
+// The client context keeps the last session ticket per target (host:port) so that a new
+// connection to a member it talked to before resumes instead of doing a full handshake
+// (etcd re-dials its raft streams after every hiccup). The store belongs to the SSL_CTX
+// (freed with it: connections made before a reload keep the old context alive), the
+// target key to the SSL.
+struct SessionStore {
+    std::unordered_map<std::string, SSL_SESSION*> by_target;
+    ~SessionStore() {
+        for (auto& [k, s] : by_target) SSL_SESSION_free(s);
+    }
+};
+constexpr std::size_t kMaxTargets = 1024; // cluster members: a handful in practice
+
+void free_store(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+    delete static_cast<SessionStore*>(ptr);
+}
+void free_key(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+    delete static_cast<std::string*>(ptr);
+}
+int store_index() {
+    static const int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_store);
+    return idx;
+}
+int key_index() {
+    static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, free_key);
+    return idx;
+}
+
+// OpenSSL hands over a new session (a ticket arrived): keep it for the SSL's target.
+int on_new_session(SSL* ssl, SSL_SESSION* session) {
+    auto* store = static_cast<SessionStore*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), store_index()));
+    auto* key = static_cast<std::string*>(SSL_get_ex_data(ssl, key_index()));
+    if (!store || !key || !SSL_SESSION_is_resumable(session)) return 0;
+    if (store->by_target.size() >= kMaxTargets && !store->by_target.count(*key)) {
+        for (auto& [k, s] : store->by_target) SSL_SESSION_free(s);
+        store->by_target.clear();
+    }
+    auto& slot = store->by_target[*key];
+    if (slot) SSL_SESSION_free(slot);
+    slot = session; // the reference OpenSSL gave us (return 1)
+    return 1;
+}
 
 [[noreturn]] void fail(const std::string& what) {
     throw std::runtime_error(what + ": " + last_error());
@@ -105,12 +150,21 @@ Contexts make_contexts(const config::Tls& tls) {
     // Clients choose among the intermediate suites (Mozilla: server preference off).
     static const unsigned char sid[] = "joingate";
     SSL_CTX_set_session_id_context(s, sid, sizeof sid - 1);
+    // Resumption by stateless tickets only (no server-side session cache to fill, lock and
+    // flush), one ticket per full handshake instead of OpenSSL's two, valid 10 minutes.
+    // A reload makes a new context with new ticket keys: every older ticket stops working.
+    SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_num_tickets(s, 1);
+    SSL_CTX_set_timeout(s, 600);
 
     SSL_CTX* c = SSL_CTX_new(TLS_client_method());
     if (!c) fail("SSL_CTX_new");
     out.client = CtxPtr(c, CtxFree{});
     common_setup(c, tls);
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
+    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(c, on_new_session);
+    if (SSL_CTX_set_ex_data(c, store_index(), new SessionStore) != 1) fail("SSL_CTX_set_ex_data");
 
     out.allowed_peers = tls.allowed_peers;
     out.cert_not_after = not_after(s);
@@ -167,6 +221,18 @@ std::string peer_name(SSL* ssl) {
         return true;
     });
     return first.empty() ? "CN:" + subject_cn(cert) : first;
+}
+
+void resume_for(SSL* ssl, std::string_view target) {
+    auto* key = new std::string(target);
+    if (SSL_set_ex_data(ssl, key_index(), key) != 1) {
+        delete key;
+        return;
+    }
+    auto* store = static_cast<SessionStore*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), store_index()));
+    if (!store) return;
+    auto it = store->by_target.find(*key);
+    if (it != store->by_target.end()) SSL_set_session(ssl, it->second); // takes its own reference
 }
 
 void set_target(SSL* ssl, std::string_view host) {

@@ -37,6 +37,10 @@ Contexts make_contexts(const config::Tls& tls);
 bool glob_match(std::string_view pattern, std::string_view text);
 bool peer_allowed(SSL* ssl, const std::vector<std::string>& patterns);
 
+// Outbound connections: remember the session tickets the target (host:port) gives this
+// SSL, and offer the last one it gave, so that a reconnection resumes (no full handshake).
+void resume_for(SSL* ssl, std::string_view target);
+
 // A short name for the verified peer (first SAN, else the subject CN), for logs.
 std::string peer_name(SSL* ssl);
 

@@ -89,6 +89,7 @@ asio::awaitable<std::unique_ptr<Conn<S>>> connect_upstream(asio::io_context& ioc
     if constexpr (std::is_same_v<S, TlsStream>) {
         error_code ec;
         tls::set_target(conn->s.ssl(), hp.host);
+        tls::resume_for(conn->s.ssl(), hp.text());
         co_await conn->s.handshake(false, ec);
         if (ec) {
             conn->dl.disarm();

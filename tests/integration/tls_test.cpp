@@ -253,5 +253,47 @@ TEST_F(OutboundTls, TargetWithUntrustedCertificateIsRefused) {
     EXPECT_EQ(backend_b->request_count(), 0u);
 }
 
+// A second connection from A to the same member resumes the TLS session that the first one
+// got a ticket for (no full handshake); the resumed connection still carries the client
+// identity, so the member's allow-list applies to it as to the first.
+TEST_F(OutboundTls, ASecondConnectionToTheSameMemberResumesTheSession) {
+    JoingateOptions ob;
+    ob.name = "m1";
+    ob.peer = backend_b->url();
+    ob.allowed_peers = {"DNS:member.*", "DNS:localhost", "IP:127.0.0.1"};
+    auto* b = start_joingate(ob);
+    auto* a = start_joingate();
+    ASSERT_NE(a, nullptr);
+    ASSERT_NE(b, nullptr);
+    std::string authority = "127.0.0.1:" + std::to_string(b->inbound_port);
+    auto handshakes = [&](const char* resumed) {
+        return metric(*b, "joingate_tls_handshakes_total",
+                      {"listener=\"inbound\"", std::string("resumed=\"") + resumed + "\""});
+    };
+    // A stream keeps A's first connection to B busy, so the next request needs another.
+    auto c1 = tcp_connect(a->outbound_port);
+    ASSERT_NE(c1, nullptr);
+    ASSERT_TRUE(c1->write("GET http://" + authority + "/stream HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"));
+    Response head;
+    ASSERT_EQ(read_head(*c1, head, milliseconds(5000)), Io::ok) << c1->last_error;
+    ASSERT_EQ(head.status, 200);
+    std::string chunk;
+    ASSERT_EQ(read_chunk(*c1, chunk, milliseconds(2000)), Io::ok);
+    // A's first connection to B (the version probe of a target never seen, DESIGN §6) was
+    // a full handshake; the stream's connection may already have resumed it.
+    EXPECT_EQ(handshakes("false"), 1);
+    double resumed = handshakes("true");
+
+    auto c2 = tcp_connect(a->outbound_port);
+    ASSERT_NE(c2, nullptr);
+    ASSERT_TRUE(c2->write("GET http://" + authority + "/small HTTP/1.1\r\nHost: " + authority + "\r\n\r\n"));
+    Response r;
+    ASSERT_EQ(read_response(*c2, r, milliseconds(5000)), Io::ok) << c2->last_error;
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(handshakes("true"), resumed + 1) << "the new connection did not resume";
+    EXPECT_EQ(handshakes("false"), 1) << "the new connection did a full handshake";
+    EXPECT_EQ(backend_b->request_count(), 2u);
+}
+
 } // namespace
 } // namespace joingate::test
