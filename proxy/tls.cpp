@@ -66,6 +66,23 @@ int on_new_session(SSL* ssl, SSL_SESSION* session) {
     return 1;
 }
 
+// A ticket costs the server a session encoding and encryption per full handshake: issue one
+// only to a client that says it can resume (TLS 1.3 psk_key_exchange_modes, TLS 1.2
+// session_ticket). joingate's own outbound side says so; a client without a session cache
+// (many load generators, curl without --sessionid) does not.
+int on_client_hello(SSL* ssl, int*, void*) {
+    const unsigned char* ext = nullptr;
+    std::size_t len = 0;
+    constexpr unsigned kPskKeyExchangeModes = 45, kSessionTicket = 35;
+    bool resumes = SSL_client_hello_get0_ext(ssl, kPskKeyExchangeModes, &ext, &len) == 1 ||
+                   SSL_client_hello_get0_ext(ssl, kSessionTicket, &ext, &len) == 1;
+    if (!resumes) {
+        SSL_set_num_tickets(ssl, 0);
+        SSL_set_options(ssl, SSL_OP_NO_TICKET);
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 [[noreturn]] void fail(const std::string& what) {
     throw std::runtime_error(what + ": " + last_error());
 }
@@ -155,6 +172,7 @@ Contexts make_contexts(const config::Tls& tls) {
     // A reload makes a new context with new ticket keys: every older ticket stops working.
     SSL_CTX_set_session_cache_mode(s, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_num_tickets(s, 1);
+    SSL_CTX_set_client_hello_cb(s, on_client_hello, nullptr);
     SSL_CTX_set_timeout(s, 600);
 
     SSL_CTX* c = SSL_CTX_new(TLS_client_method());
