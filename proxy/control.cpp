@@ -462,14 +462,23 @@ asio::awaitable<std::optional<admission::Decision>> Control::judge_outbound(cons
                                            "/joingate/v1/version", {}, snapshot->config->limits.connect_timeout);
         std::string err;
         auto doc = r.status == 200 ? admission::parse_version_doc(r.body, &err) : std::nullopt;
-        if (!doc) {
-            *error = r.status == 0 ? r.error
-                     : r.status != 200 ? "version endpoint of " + authority + " answered " + std::to_string(r.status)
-                                       : "bad version document from " + authority + ": " + err;
+        if (!doc && r.status == 0) {
+            *error = r.error; // not reachable: forwarding would fail the same way
             co_return std::nullopt;
         }
-        it = targets_.insert_or_assign(authority, Target{doc->member, doc->version, protocol_text(doc->protocol),
-                                                         SteadyClock::now()}).first;
+        if (doc) {
+            it = targets_.insert_or_assign(authority, Target{doc->member, doc->version, protocol_text(doc->protocol),
+                                                             SteadyClock::now()}).first;
+        } else {
+            // It answers mutual TLS but not as a joingate (a member not behind joingate yet,
+            // or another proxy): its version is unknown, and the fail mode and admission mode
+            // decide (observe and fail = "open" let it through). Remembered like an answer,
+            // so that etcd's retries do not probe it again on every request.
+            log::warn("target has no joingate version endpoint; its version is unknown",
+                      {{"target", authority},
+                       {"error", r.status != 200 ? "answered " + std::to_string(r.status) : "bad version document: " + err}});
+            it = targets_.insert_or_assign(authority, Target{authority, "", "", SteadyClock::now()}).first;
+        }
     }
     const auto& t = it->second;
     auto d = gate_.judge(Side::outbound, t.member, t.version, parse_stamp_protocol(t.protocol), view_.facts(),

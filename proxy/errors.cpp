@@ -32,6 +32,7 @@ Failure failure_for(http::HeadError e) {
     switch (e) {
     case http::HeadError::uri_too_long: return Failure::uri_too_long;
     case http::HeadError::header_too_large: return Failure::header_too_large;
+    case http::HeadError::too_many_fields: return Failure::header_too_large; // 431, as RFC 6585 says
     case http::HeadError::unsupported_version: return Failure::version_not_supported;
     default: return Failure::bad_request;
     }

@@ -90,6 +90,9 @@ enum class ReadHead : std::uint8_t { ok, closed, timed_out, error, parse_error }
 template <class S, class ParseFn>
 asio::awaitable<ReadHead> read_head(Conn<S>& c, ParseFn&& parse, http::HeadError& perr) {
     for (;;) {
+        // The deadline may fire between two reads (a slow client's byte was already
+        // queued): its cancel then hit no pending read, so look at it here too.
+        if (c.dl.expired()) co_return ReadHead::timed_out;
         if (!c.in.empty()) {
             auto r = parse(c.in.view(), perr);
             if (r == http::Parse::complete) co_return ReadHead::ok;

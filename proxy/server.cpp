@@ -7,6 +7,7 @@
 //  - admin: metrics, health, status, the version document. Read-only.
 #include "proxy/server.hpp"
 
+#include <malloc.h>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -188,6 +189,18 @@ struct Server::Impl {
     // Bookkeeping for one client connection: counts, the gauge, the drain list. Sessions
     // still suspended when the process stops are destroyed with the io_context, after the
     // members they count in: `alive` tells their guards to leave those alone.
+    // After a burst of connections (slow clients, a reconnect storm) is gone, give the
+    // memory it used back to the system: the allocator keeps freed memory otherwise, and
+    // RSS would stay at the burst's peak.
+    std::size_t sessions_peak = 0;
+    void after_open() { sessions_peak = std::max(sessions_peak, sessions.size()); }
+    void after_close() {
+        if (sessions_peak >= 256 && sessions.size() <= sessions_peak / 4) {
+            ::malloc_trim(0);
+            sessions_peak = sessions.size();
+        }
+    }
+
     struct SessionGuard {
         Impl& impl;
         Listener& l;
@@ -197,12 +210,14 @@ struct Server::Impl {
             ++l.active;
             impl.lm(l.kind).connections_active.Increment();
             it = impl.sessions.insert(impl.sessions.end(), Tracked{s, false});
+            impl.after_open();
         }
         ~SessionGuard() {
             if (!*alive) return;
             --l.active;
             impl.lm(l.kind).connections_active.Decrement();
             impl.sessions.erase(it);
+            impl.after_close();
         }
         void idle(bool v) { it->idle = v; }
     };
@@ -561,6 +576,10 @@ struct Server::Impl {
         p.response_stamp = resp_stamp;
         p.draining = draining;
         p.response_timeout = r.config->limits.idle_timeout;
+        // An HTTP/1.0 request may come without Host; it goes upstream as HTTP/1.1, which
+        // needs one: the upstream's authority.
+        std::string upstream_host;
+        if (host.empty() && req.get("host").empty()) host = upstream_host = target.text();
         http::write_request_head(c.head, req, path, host, req_stamp);
         p.head = c.head;
         c.in.consume(req.size); // req's views are not used past this point

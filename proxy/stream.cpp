@@ -85,7 +85,9 @@ void Buffer::acquire() {
 
 void Buffer::release() {
     if (!data_) return;
-    if (cap_ == g_pool.block && g_pool.free.size() < 256) g_pool.free.push_back(data_);
+    // Enough free blocks for the requests of a cluster's members in flight at once; a
+    // burst of clients beyond that gives its blocks back to the allocator.
+    if (cap_ == g_pool.block && g_pool.free.size() < 64) g_pool.free.push_back(data_);
     else delete[] data_;
     data_ = nullptr;
     cap_ = begin_ = end_ = 0;

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <stdexcept>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace joingate::tls {
 namespace {
@@ -30,6 +31,7 @@ constexpr const char* kIntermediateCiphers =
 // target key to the SSL.
 struct SessionStore {
     std::unordered_map<std::string, SSL_SESSION*> by_target;
+    std::unordered_set<std::string> refused; // targets that failed a resumed handshake
     ~SessionStore() {
         for (auto& [k, s] : by_target) SSL_SESSION_free(s);
     }
@@ -55,7 +57,7 @@ int key_index() {
 int on_new_session(SSL* ssl, SSL_SESSION* session) {
     auto* store = static_cast<SessionStore*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), store_index()));
     auto* key = static_cast<std::string*>(SSL_get_ex_data(ssl, key_index()));
-    if (!store || !key || !SSL_SESSION_is_resumable(session)) return 0;
+    if (!store || !key || !SSL_SESSION_is_resumable(session) || store->refused.count(*key)) return 0;
     if (store->by_target.size() >= kMaxTargets && !store->by_target.count(*key)) {
         for (auto& [k, s] : store->by_target) SSL_SESSION_free(s);
         store->by_target.clear();
@@ -241,16 +243,23 @@ std::string peer_name(SSL* ssl) {
     return first.empty() ? "CN:" + subject_cn(cert) : first;
 }
 
-void resume_for(SSL* ssl, std::string_view target) {
+bool resume_for(SSL* ssl, std::string_view target, bool offer) {
     auto* key = new std::string(target);
     if (SSL_set_ex_data(ssl, key_index(), key) != 1) {
         delete key;
-        return;
+        return false;
     }
     auto* store = static_cast<SessionStore*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), store_index()));
-    if (!store) return;
+    if (!store) return false;
     auto it = store->by_target.find(*key);
-    if (it != store->by_target.end()) SSL_set_session(ssl, it->second); // takes its own reference
+    if (it == store->by_target.end()) return false;
+    if (!offer) { // it failed: do not offer this target tickets again (until a reload)
+        SSL_SESSION_free(it->second);
+        store->by_target.erase(it);
+        if (store->refused.size() < kMaxTargets) store->refused.insert(*key);
+        return false;
+    }
+    return SSL_set_session(ssl, it->second) == 1; // takes its own reference
 }
 
 void set_target(SSL* ssl, std::string_view host) {

@@ -39,7 +39,8 @@ bool peer_allowed(SSL* ssl, const std::vector<std::string>& patterns);
 
 // Outbound connections: remember the session tickets the target (host:port) gives this
 // SSL, and offer the last one it gave, so that a reconnection resumes (no full handshake).
-void resume_for(SSL* ssl, std::string_view target);
+// With offer = false the stored ticket is forgotten instead. True when one was offered.
+bool resume_for(SSL* ssl, std::string_view target, bool offer = true);
 
 // A short name for the verified peer (first SAN, else the subject CN), for logs.
 std::string peer_name(SSL* ssl);

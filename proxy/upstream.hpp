@@ -36,13 +36,12 @@ inline bool is_ip_literal(const std::string& host) {
     return !ec;
 }
 
-// Connects (and for TlsStream handshakes, verifying the server's name or IP) within
-// `timeout`. On failure returns null with the failure, a detail and the metric kind.
+// One attempt of connect_upstream; `resume` offers the target's last session ticket.
 template <class S>
-asio::awaitable<std::unique_ptr<Conn<S>>> connect_upstream(asio::io_context& ioc, const config::HostPort& hp,
-                                                           SSL_CTX* client_ctx, std::chrono::milliseconds timeout,
-                                                           Failure& f, std::string& detail,
-                                                           metrics::UpstreamError& kind) {
+asio::awaitable<std::unique_ptr<Conn<S>>> connect_once(asio::io_context& ioc, const config::HostPort& hp,
+                                                       SSL_CTX* client_ctx, std::chrono::milliseconds timeout,
+                                                       Failure& f, std::string& detail,
+                                                       metrics::UpstreamError& kind, bool resume, bool& offered) {
     std::vector<tcp::endpoint> eps;
     if (is_ip_literal(hp.host)) {
         eps.emplace_back(asio::ip::make_address(hp.host), hp.port);
@@ -89,7 +88,7 @@ asio::awaitable<std::unique_ptr<Conn<S>>> connect_upstream(asio::io_context& ioc
     if constexpr (std::is_same_v<S, TlsStream>) {
         error_code ec;
         tls::set_target(conn->s.ssl(), hp.host);
-        tls::resume_for(conn->s.ssl(), hp.text());
+        offered = tls::resume_for(conn->s.ssl(), hp.text(), resume);
         co_await conn->s.handshake(false, ec);
         if (ec) {
             conn->dl.disarm();
@@ -105,6 +104,23 @@ asio::awaitable<std::unique_ptr<Conn<S>>> connect_upstream(asio::io_context& ioc
         }
     }
     conn->dl.disarm();
+    co_return conn;
+}
+
+// Connects (and for TlsStream handshakes, verifying the server's name or IP) within
+// `timeout`. On failure returns null with the failure, a detail and the metric kind. A TLS
+// handshake that fails while offering a session ticket is tried once more without it (and
+// the ticket is forgotten): a server may refuse resumption outright instead of falling
+// back to a full handshake.
+template <class S>
+asio::awaitable<std::unique_ptr<Conn<S>>> connect_upstream(asio::io_context& ioc, const config::HostPort& hp,
+                                                           SSL_CTX* client_ctx, std::chrono::milliseconds timeout,
+                                                           Failure& f, std::string& detail,
+                                                           metrics::UpstreamError& kind) {
+    bool offered = false;
+    auto conn = co_await connect_once<S>(ioc, hp, client_ctx, timeout, f, detail, kind, true, offered);
+    if (!conn && offered && f == Failure::upstream_tls)
+        conn = co_await connect_once<S>(ioc, hp, client_ctx, timeout, f, detail, kind, false, offered);
     co_return conn;
 }
 

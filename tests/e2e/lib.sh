@@ -833,3 +833,29 @@ jg_wait_named() {
     jg_wait_until "${2:-30}" "the member list names m$1" eval "[[ -n \$(jg_member_id $1) ]]" ||
         jg_fail "the member list does not name m$1 (its etcd did not start and publish itself)"
 }
+
+# jg_fds PID / jg_rss_kb PID: open descriptors and resident memory (kB) of a process, for
+# the fault suites' before/after numbers.
+jg_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+jg_rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
+
+# jg_kill_gate N: SIGKILL mN's sidecar (a crash); lib.sh's liveness checks do not count it.
+jg_kill_gate() {
+    local n=$1 pid=${JG_GATE_PID[$1]:-}
+    [[ -n $pid ]] || jg_fail "jg_kill_gate: the joingate of m$n is not running"
+    JG_REPORTED[$pid]=1
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset "JG_GATE_PID[$n]"
+}
+
+# jg_kill_etcd N: SIGKILL mN's etcd; jg_restart_etcd N starts it again on its data.
+jg_kill_etcd() {
+    local n=$1 pid=${JG_ETCD_PID[$1]:-}
+    [[ -n $pid ]] || jg_fail "jg_kill_etcd: the etcd of m$n is not running"
+    JG_REPORTED[$pid]=1
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    unset "JG_ETCD_PID[$n]"
+}
+jg_restart_etcd() { jg_start_etcd "$1" existing "${JG_ICLUSTER[$1]}"; }

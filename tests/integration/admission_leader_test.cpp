@@ -333,7 +333,9 @@ TEST_F(Admission, RoleIsUnknownWithoutAClientProbe) {
 
 // A stand-in for a newer joingate's inbound listener: mTLS with the test PKI's member
 // certificate (client certificates required), answering GET /joingate/v1/version with a
-// fixed document and anything else with 404.
+// fixed document and anything else with 404. With an empty document it stands in for a
+// member that is not behind joingate (mTLS, but no version endpoint: 404) and answers
+// anything else 200.
 class NewerPeer {
   public:
     explicit NewerPeer(std::string doc) : doc_(std::move(doc)) {
@@ -363,7 +365,8 @@ class NewerPeer {
         SSL_CTX_free(ctx_);
     }
     std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
-    int answered() const { return answered_.load(); }
+    int answered() const { return answered_.load(); } // version requests
+    int others() const { return others_.load(); }     // anything else
 
   private:
     void loop() {
@@ -395,13 +398,15 @@ class NewerPeer {
             }
             if (in.find("\r\n\r\n") != std::string::npos) {
                 bool version = in.starts_with("GET /joingate/v1/version ");
-                std::string body = version ? doc_ : R"({"error":"not found"})";
+                bool ok = doc_.empty() ? !version : version;
+                std::string body = ok ? (version ? doc_ : std::string(R"({"ok":true})")) : R"({"error":"not found"})";
                 std::string out =
-                    std::string("HTTP/1.1 ") + (version ? "200 OK" : "404 Not Found") +
+                    std::string("HTTP/1.1 ") + (ok ? "200 OK" : "404 Not Found") +
                     "\r\nContent-Type: application/json\r\nContent-Length: " +
                     std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
                 SSL_write(ssl, out.data(), static_cast<int>(out.size()));
                 answered_ += version;
+                others_ += !version;
             }
             SSL_shutdown(ssl);
         }
@@ -415,6 +420,7 @@ class NewerPeer {
     std::uint16_t port_ = 0;
     std::atomic<bool> stop_{false};
     std::atomic<int> answered_{0};
+    std::atomic<int> others_{0};
     std::thread thread_;
 };
 
@@ -463,6 +469,47 @@ TEST_F(Admission, ANewerPeersDocumentWithUnknownFieldsStillBuildsTheView) {
     // What it published is read, not only tolerated: its admitted member is learned.
     EXPECT_TRUE(eventually([&] { return lists(version_doc(*jg), "m-old", "3.5.1"); }))
         << version_doc(*jg);
+}
+
+// A target that speaks mutual TLS but has no joingate version endpoint (a member not behind
+// joingate yet) is a member of unknown version, not an unreachable one: observe and
+// fail = "open" forward to it, fail = "closed" refuses with version_unknown, and it is
+// probed once, not on every request.
+TEST_F(Admission, ATargetWithoutAVersionEndpointHasAnUnknownVersion) {
+    NewerPeer plain("");
+    struct Case {
+        const char* mode;
+        const char* fail;
+        int status;
+    };
+    for (Case k : {Case{"observe", "closed", 200}, Case{"leader", "open", 200}, Case{"leader", "closed", 412}}) {
+        SCOPED_TRACE(std::string("mode ") + k.mode + ", fail " + k.fail);
+        MemberConfig m;
+        m.name = "m1";
+        m.peer = backend->url();
+        m.mode = k.mode;
+        m.fail = k.fail;
+        m.bootstrap = true;
+        auto* jg = start_member(m);
+        ASSERT_NE(jg, nullptr);
+        int probes_before = plain.answered(), others_before = plain.others();
+        auto c = tcp_connect(jg->outbound_port);
+        ASSERT_NE(c, nullptr);
+        for (int i = 0; i < 3; ++i) {
+            ASSERT_TRUE(c->write("GET http://" + plain.address() + "/raft/probing HTTP/1.1\r\nHost: " +
+                                 plain.address() + "\r\n\r\n"));
+            Response r;
+            ASSERT_EQ(read_response(*c, r, milliseconds(5000)), Io::ok) << c->last_error;
+            EXPECT_EQ(r.status, k.status) << r.body;
+            if (k.status == 412) {
+                EXPECT_NE(r.body.find("version_unknown"), std::string::npos) << r.body;
+            }
+        }
+        EXPECT_EQ(plain.answered() - probes_before, 1) << "probed more than once";
+        EXPECT_EQ(plain.others() - others_before, k.status == 200 ? 3 : 0);
+        EXPECT_EQ(metric(*jg, "joingate_upstream_errors_total", {"listener=\"outbound\"", "kind=\"connect\""}), 0);
+        jg->stop();
+    }
 }
 
 // ---- leader-controlled rejection, inbound ----

@@ -56,6 +56,51 @@ EOF
         openssl verify -CAfile "$dir/ca.crt" -purpose sslclient "$dir/tls.crt" >/dev/null
 }
 
+# certs_member_dated DIR CA_DIR NAME NOT_BEFORE NOT_AFTER SAN...: like certs_member, with an
+# explicit validity window (openssl ca dates, e.g. 20200101000000Z): expired and
+# not-yet-valid certificates for the TLS tests. Not verified (it may be invalid on purpose).
+certs_member_dated() {
+    local dir=$1 ca_dir=$2 name=$3 start=$4 end=$5
+    shift 5
+    local san
+    san=$(IFS=,; echo "$*")
+    [[ -n $san ]] || { echo "certs_member_dated: no SAN for $name" >&2; return 1; }
+    mkdir -p "$dir" "$dir/.ca"
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+        -out "$dir/tls.key" 2>/dev/null || return 1
+    chmod 600 "$dir/tls.key"
+    openssl req -new -key "$dir/tls.key" -subj "/CN=$name" -out "$dir/tls.csr" 2>/dev/null ||
+        return 1
+    : >"$dir/.ca/index.txt"
+    cat >"$dir/.ca/ca.cnf" <<EOC
+[ca]
+default_ca = dated
+[dated]
+database = $dir/.ca/index.txt
+new_certs_dir = $dir/.ca
+certificate = $ca_dir/ca.crt
+private_key = $ca_dir/ca.key
+rand_serial = yes
+default_md = sha256
+policy = any
+copy_extensions = none
+unique_subject = no
+[any]
+commonName = supplied
+[ext]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = serverAuth,clientAuth
+subjectAltName = $san
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOC
+    openssl ca -batch -notext -config "$dir/.ca/ca.cnf" -extensions ext -startdate "$start" \
+        -enddate "$end" -in "$dir/tls.csr" -out "$dir/tls.crt" >/dev/null 2>&1 || return 1
+    cp "$ca_dir/ca.crt" "$dir/ca.crt"
+    rm -rf "$dir/tls.csr" "$dir/.ca"
+}
+
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
     set -euo pipefail
     cmd=${1:-}
