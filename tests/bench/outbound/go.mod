@@ -1,0 +1,3 @@
+module joingate/bench-outbound
+
+go 1.19
