@@ -46,20 +46,33 @@ Deadline::Deadline(tcp::socket& sock)
 Deadline::~Deadline() { state_->sock = nullptr; }
 
 void Deadline::arm(std::chrono::milliseconds d) {
+    auto& st = *state_;
+    st.at = Clock::now() + d;
+    if (st.waiting && timer_.expiry() <= st.at) return; // it fires first and waits again
+    timer_.expires_at(st.at); // aborts an outstanding wait (its handler sees another gen)
+    wait();
+}
+
+void Deadline::wait() {
     unsigned gen = ++state_->gen;
-    timer_.expires_after(d);
-    timer_.async_wait([st = state_, gen](error_code ec) {
-        if (ec || st->gen != gen || !st->sock) return;
+    state_->waiting = true;
+    timer_.async_wait([st = state_, gen, this](error_code ec) {
+        // A newer wait replaced this one, or the Deadline is gone (then `this` is too).
+        if (st->gen != gen || !st->sock) return;
+        st->waiting = false;
+        if (ec || st->at == Clock::time_point::max()) return;
+        if (Clock::now() < st->at) { // re-armed later since this wait began
+            timer_.expires_at(st->at);
+            wait();
+            return;
+        }
         st->expired = true;
         error_code ignored;
         st->sock->cancel(ignored);
     });
 }
 
-void Deadline::disarm() {
-    ++state_->gen;
-    timer_.cancel();
-}
+void Deadline::disarm() { state_->at = Clock::time_point::max(); }
 
 // ---- Buffer ----
 

@@ -35,6 +35,10 @@ const boost::system::error_category& stream_category();
 inline error_code make_error(StreamError e) { return {static_cast<int>(e), stream_category()}; }
 
 // Fires once after the armed duration and cancels the socket's pending operations.
+// Re-arming is the common case (every phase of every request arms its own timeout), so it
+// is lazy: arm() only records when the deadline is; the timer keeps one wait outstanding
+// and, when it fires early, waits again for the recorded time. A later deadline costs no
+// timer operation, an earlier one moves the timer.
 class Deadline {
 public:
     explicit Deadline(tcp::socket& sock);
@@ -46,11 +50,15 @@ public:
     bool expired() const { return state_->expired; }
 
 private:
+    using Clock = std::chrono::steady_clock;
     struct State {
         tcp::socket* sock;
-        unsigned gen = 0;
+        Clock::time_point at = Clock::time_point::max(); // max = disarmed
+        unsigned gen = 0;     // of the outstanding wait
+        bool waiting = false; // a wait is outstanding
         bool expired = false;
     };
+    void wait();
     std::shared_ptr<State> state_;
     asio::steady_timer timer_;
 };

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "support/fixture.hpp"
 
@@ -302,6 +303,52 @@ TEST_F(Signals, SigtermWithOpenStreamStopsAcceptingAndExitsWithinDrainTimeout) {
     EXPECT_LT(took, milliseconds(3500)) << "exit took " << took.count() << " ms with drain 2 s";
     EXPECT_TRUE(c->wait_closed(milliseconds(2000))) << "the stream's client was left hanging";
     EXPECT_TRUE(eventually([&] { return backend->open_streams() == 0; }, milliseconds(3000)));
+}
+
+// SIGTERM while a snapshot (a chunked POST /raft/snapshot) is on its way in: the transfer
+// in flight finishes, every byte reaches the peer, and joingate exits 0 within the drain.
+TEST_F(Signals, SigtermDuringASnapshotUploadFinishesItThenExits) {
+    JoingateOptions o;
+    o.limits = "drain_timeout = \"5s\"";
+    auto* jg = start_joingate(o);
+    ASSERT_NE(jg, nullptr);
+    auto c = tls_connect(jg->inbound_port);
+    ASSERT_NE(c, nullptr);
+    // The backend answers /echo-size with the size and hash of the body it read.
+    ASSERT_TRUE(c->write("POST /echo-size HTTP/1.1\r\nHost: m0.joingate.test:2380\r\n"
+                         "X-Raft-To: 8e9e\r\nTransfer-Encoding: chunked\r\n\r\n"));
+    std::uint64_t hash = Backend::fnv1a({});
+    std::size_t sent = 0;
+    auto send_chunk = [&](std::size_t n) {
+        std::string data(n, '\0');
+        for (std::size_t i = 0; i < n; ++i)
+            data[i] = static_cast<char>((sent + i) * 7 + 3);
+        hash = Backend::fnv1a(data, hash);
+        char size[32];
+        std::snprintf(size, sizeof size, "%zx\r\n", n);
+        sent += n;
+        return c->write(size) && c->write(data) && c->write("\r\n");
+    };
+    for (int i = 0; i < 8; ++i) ASSERT_TRUE(send_chunk(64 * 1024)) << c->last_error;
+
+    auto t0 = Clock::now();
+    jg->signal(SIGTERM);
+    // The rest of the snapshot keeps arriving for a second after the signal.
+    for (int i = 0; i < 10; ++i) {
+        std::this_thread::sleep_for(milliseconds(100));
+        ASSERT_TRUE(send_chunk(64 * 1024)) << "the upload was cut after " << sent << " bytes: " << c->last_error;
+    }
+    ASSERT_TRUE(c->write("0\r\n\r\n"));
+    Response r;
+    ASSERT_EQ(read_response(*c, r, milliseconds(5000)), Io::ok) << c->last_error;
+    EXPECT_EQ(r.status, 200);
+    char hex[32];
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+    EXPECT_EQ(r.body, std::to_string(sent) + " " + hex) << "the peer got a different snapshot";
+    auto code = jg->wait_exit(milliseconds(8000));
+    ASSERT_TRUE(code.has_value()) << "joingate did not exit after the snapshot was relayed";
+    EXPECT_EQ(*code, 0);
+    EXPECT_LT(Clock::now() - t0, milliseconds(6500));
 }
 
 TEST_F(Signals, SigtermWhenIdleExitsAtOnce) {
