@@ -37,6 +37,7 @@ public:
     using Ptr = std::unique_ptr<Conn<S>>;
     static constexpr std::size_t max_idle_per_target = 64;
     static constexpr std::chrono::seconds max_idle{60};
+    static constexpr std::chrono::milliseconds fresh_for{50};
 
     Ptr take(const std::string& key) {
         auto it = idle_.find(key);
@@ -45,7 +46,12 @@ public:
         while (!it->second.empty()) {
             Ptr c = std::move(it->second.back());
             it->second.pop_back();
-            if (now - c->idle_since < max_idle && c->s.idle_alive()) {
+            // A connection back in the pool for less than fresh_for is taken without the
+            // liveness peek (a system call per request under load): a peer closes an idle
+            // keep-alive connection after seconds, not within milliseconds of answering,
+            // and a bodiless request on a stale connection is retried once anyway.
+            auto idle = now - c->idle_since;
+            if (idle < max_idle && (idle < fresh_for || c->s.idle_alive())) {
                 c->reused = true;
                 return c;
             }

@@ -123,27 +123,13 @@ void PlainStream::prepare() {
 }
 
 asio::awaitable<std::size_t> PlainStream::read_some(char* p, std::size_t n, error_code& ec) {
-    for (;;) {
-        ssize_t r = ::recv(sock_.native_handle(), p, n, 0);
-        if (r > 0) {
-            ec = {};
-            co_return static_cast<std::size_t>(r);
-        }
-        if (r == 0) {
-            ec = asio::error::eof;
-            co_return 0;
-        }
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
-            ec = error_code(errno, boost::system::system_category());
-            co_return 0;
-        }
-        auto [wec] = co_await sock_.async_wait(tcp::socket::wait_read, nothrow);
-        if (wec) {
-            ec = wec;
-            co_return 0;
-        }
-    }
+    // Asio's own read: it tries recv() first and, when that would block, queues the read on
+    // the descriptor's edge-triggered registration. A socket.async_wait() here would cost
+    // an epoll_ctl() on every wait (Asio re-arms the descriptor for non-speculative
+    // operations), one more system call per request.
+    auto [rec, got] = co_await sock_.async_read_some(asio::buffer(p, n), nothrow);
+    ec = rec;
+    co_return got;
 }
 
 asio::awaitable<void> PlainStream::write(std::string_view a, std::string_view b, error_code& ec) {

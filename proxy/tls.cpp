@@ -96,6 +96,9 @@ void common_setup(SSL_CTX* ctx, const config::Tls& tls) {
     // Idle connections give their read/write buffers back (per-connection memory).
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
                               SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    // Read what the socket has in one read() instead of a record header and then its body
+    // (two system calls per record). The streams ask SSL_has_pending() before waiting.
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_use_certificate_chain_file(ctx, tls.cert.c_str()) != 1)
         fail("tls.cert " + tls.cert);
     if (SSL_CTX_use_PrivateKey_file(ctx, tls.key.c_str(), SSL_FILETYPE_PEM) != 1)
