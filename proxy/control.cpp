@@ -437,17 +437,29 @@ admission::Decision Control::judge_inbound(std::string_view member, std::string_
     return d;
 }
 
-void Control::learn_target(const std::string& authority, const http::Head& resp) {
+std::string Control::learn_target(const std::string& authority, const http::Head& resp,
+                                  std::string_view judged_member, std::string_view judged_version) {
     auto member = resp.get("x-joingate-member");
     auto version = resp.get("x-joingate-version");
-    if (member.empty()) return;
+    if (member.empty()) return {};
     auto& t = targets_[authority];
+    t.seen = SteadyClock::now();
     if (t.member != member || t.version != version) {
         t.member = std::string(member);
         t.version = std::string(version);
         t.protocol = std::string(resp.get("x-joingate-protocol"));
     }
-    t.seen = SteadyClock::now();
+    // Compared with what this request was judged with, not with the cache: another
+    // request's response may have updated the cache while this one was on its way.
+    if (member == judged_member && version == judged_version) return {};
+    // The request was judged with what was known before: a raft stream opened to a member
+    // whose sidecar just restarted at a refused version must not be established.
+    auto d = gate_.judge(Side::outbound, t.member, t.version, parse_stamp_protocol(t.protocol), view_.facts(),
+                         SysClock::now());
+    account(Side::outbound, t.member, t.version, d);
+    if (!d.blocks()) return {};
+    return std::string(admission::to_string(d.reason)) + ": member " + t.member + " at version " +
+           (t.version.empty() ? std::string("unknown") : t.version) + " may not join";
 }
 
 asio::awaitable<std::optional<admission::Decision>> Control::judge_outbound(const std::string& authority,

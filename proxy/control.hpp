@@ -56,7 +56,11 @@ public:
                                                                        std::string* who = nullptr,
                                                                        std::string* version = nullptr);
     // Keeps the target's identity fresh from the X-Joingate-* of its responses.
-    void learn_target(const std::string& authority, const http::Head& response);
+    // Learns the target's member and version from its sidecar's response headers. When they
+    // differ from what the request was judged with (the target restarted at another
+    // version), judges again: a refusal text means the response must not be relayed.
+    std::string learn_target(const std::string& authority, const http::Head& response,
+                             std::string_view judged_member, std::string_view judged_version);
     // Counts a request refused by a cached decision (no log line: etcd retries every 100 ms).
     void count_refused(admission::Side side);
 

@@ -226,7 +226,8 @@ struct ExchangeParams {
 };
 
 // Relays one request (its head already consumed from `client.in`, rewritten in p.head)
-// and its response. `on_response` sees the upstream's response head before it is rewritten.
+// and its response. `on_response` sees the upstream's response head before it is rewritten;
+// when it returns a non-empty refusal, the response is not relayed (x.failure = rejected).
 template <class C, class U, class OnResponse>
 asio::awaitable<void> exchange(Conn<C>& client, Conn<U>& up, const http::Limits& limits,
                                const ExchangeParams& p, OnResponse&& on_response, Exchange& x) {
@@ -301,7 +302,12 @@ asio::awaitable<void> exchange(Conn<C>& client, Conn<U>& up, const http::Limits&
         }
         break;
     }
-    on_response(resp);
+    if (std::string refusal = on_response(resp); !refusal.empty()) {
+        x.failure = Failure::rejected;
+        x.detail = std::move(refusal);
+        x.upstream_reusable = false; // its response body is not read
+        co_return;
+    }
 
     // 3. response head and body to the client
     const bool dechunk = resp.framing == http::Framing::chunked && client_minor == 0;

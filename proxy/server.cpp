@@ -391,7 +391,7 @@ struct Server::Impl {
                 p.response_timeout = r.config->limits.idle_timeout;
                 static const std::string local_key;
                 co_return co_await forward_prepared(c, p, r, m_inbound, plain_pool, local_key,
-                                                    r.config->member.peer.authority, t0, [](const http::Head&) {});
+                                                    r.config->member.peer.authority, t0, [](const http::Head&) { return std::string(); });
             }
             auto member = req.get("x-joingate-member");
             auto version = req.get("x-joingate-version");
@@ -404,7 +404,7 @@ struct Server::Impl {
         const auto& peer = r.config->member.peer.authority;
         static const std::string local_key;
         co_return co_await forward(c, req, r, m_inbound, plain_pool, local_key, peer, req.target, {},
-                                   nullptr, &stamp, t0, [](const http::Head&) {});
+                                   nullptr, &stamp, t0, [](const http::Head&) { return std::string(); });
     }
 
     // A refused join: the profile's status (etcd3 412, etcd2 409), a JSON object body and
@@ -539,10 +539,10 @@ struct Server::Impl {
             p.draining = draining;
             p.response_timeout = r.config->limits.idle_timeout;
             co_return co_await forward_prepared(c, p, r, m, tls_pool, key, hp, t0,
-                                                [&](const http::Head& resp) { control.learn_target(key, resp); });
+                                                [&](const http::Head& resp) { return control.learn_target(key, resp, target_member, target_version); });
         }
         co_return co_await forward(c, req, r, m, tls_pool, key, hp, target, host, &stamp, nullptr, t0,
-                                   [&](const http::Head& resp) { control.learn_target(key, resp); });
+                                   [&](const http::Head& resp) { return control.learn_target(key, resp, target_member, target_version); });
     }
 
     // Connects to an upstream, counting a connect timeout on the listener.
@@ -612,13 +612,13 @@ struct Server::Impl {
             Exchange x;
             bool first_response = true;
             co_await exchange(c, *up, r.limits, p,
-                              [&](const http::Head& resp) {
-                                  on_response(resp);
+                              [&](const http::Head& resp) -> std::string {
                                   if (first_response) {
                                       first_response = false;
                                       m.request_duration.Observe(
                                           std::chrono::duration<double>(Clock::now() - t0).count());
                                   }
+                                  return on_response(resp);
                               },
                               x);
             if (x.retryable && attempt == 0) {
@@ -629,6 +629,16 @@ struct Server::Impl {
             if (x.status) m.count_request(x.status);
             if (x.upstream_reusable) pool.put(key, std::move(up));
             else up->s.close();
+            if (!x.response_started && x.failure == Failure::rejected) {
+                // The target's own sidecar said it now runs a version the policy refuses.
+                render_failure(c.out, Failure::rejected, x.detail, true, control.profile().reject_status);
+                m.count_request(control.profile().reject_status);
+                error_code ec;
+                c.dl.arm(std::chrono::seconds(10));
+                co_await c.s.write(c.out, {}, ec);
+                c.dl.disarm();
+                co_return false;
+            }
             if (!x.response_started && x.failure) {
                 if (x.upstream_error) warn_upstream(where, x.detail);
                 co_await answer_failure(c, m, *x.failure, x.detail, true);
