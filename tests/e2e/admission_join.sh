@@ -62,15 +62,8 @@ jg_start_member 4 --state existing --version 3.4.23 "${ADM[@]}"
 jg_wait_healthy 60 1 2 3 4
 jg_log "m4 healthy $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s after its start"
 
-# every key written before: wait until m4's raft index reached the leader's, then
-# serializable reads on m4's own endpoint
-target=$(jga_raft_index "$leader") || jg_fail "no endpoint status from the leader m$leader"
-jg_wait_until 30 "m4's raft index reaches $target" jga_index_at_least 4 "$target" ||
-    jg_fail "m4's raft index $(jga_raft_index 4) did not reach the leader's $target"
-for i in $(seq 1 20); do
-    got=$(jg_get 4 "admission/before/$i" --consistency=s) || jg_fail "serializable get on m4 failed"
-    [[ $got == "v$i" ]] || jg_fail "m4 serves admission/before/$i='$got', want 'v$i'"
-done
+# every key written before, from m4's own copy
+jga_serves_written 4 "$leader" admission/before 20
 jg_log "m4 serves all 20 keys written before it joined"
 cond='.side == "inbound" and .caller == "m4" and .caller_version == "3.4.23" and .decision == "admit"'
 jga_has_admission_line "$leader" "$cond" ||
@@ -111,13 +104,7 @@ jg_put 1 admission/before-m5 present || jg_fail "put through m1 failed"
 jg_member_add 5
 jg_start_member 5 --state existing --version 3.5.0 "${ADM[@]}"
 jg_wait_healthy 60 1 2 3 4 5
-target=$(jga_raft_index "$leader") || jg_fail "no endpoint status from the leader m$leader"
-jg_wait_until 30 "m5's raft index reaches $target" jga_index_at_least 5 "$target" ||
-    jg_fail "m5's raft index $(jga_raft_index 5) did not reach the leader's $target"
-for i in $(seq 1 20); do
-    got=$(jg_get 5 "admission/before/$i" --consistency=s) || jg_fail "serializable get on m5 failed"
-    [[ $got == "v$i" ]] || jg_fail "m5 serves admission/before/$i='$got', want 'v$i'"
-done
+jga_serves_written 5 "$leader" admission/before 20
 [[ $(jg_get 5 admission/before-m5 --consistency=s) == present ]] || jg_fail "m5 does not serve admission/before-m5"
 cond='.side == "inbound" and .caller == "m5" and .caller_version == "3.5.0" and .decision == "admit" and .reason == "newer_than_leader"'
 jga_has_admission_line "$leader" "$cond" ||

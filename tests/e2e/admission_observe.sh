@@ -30,13 +30,7 @@ t0=$EPOCHREALTIME
 jg_start_member 4 --state existing --version 3.3.0 "${ADM[@]}"
 jg_wait_healthy 60 1 2 3 4
 jg_log "m4 healthy $(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')s after its start"
-target=$(jga_raft_index "$leader") || jg_fail "no endpoint status from the leader m$leader"
-jg_wait_until 30 "m4's raft index reaches $target" jga_index_at_least 4 "$target" ||
-    jg_fail "m4's raft index $(jga_raft_index 4) did not reach the leader's $target"
-for i in $(seq 1 10); do
-    got=$(jg_get 4 "observe/before/$i" --consistency=s) || jg_fail "serializable get on m4 failed"
-    [[ $got == "v$i" ]] || jg_fail "m4 serves observe/before/$i='$got', want 'v$i'"
-done
+jga_serves_written 4 "$leader" observe/before 10
 jg_put 4 observe/from-m4 ok || jg_fail "put through m4 failed"
 jg_wait_value "$leader" observe/from-m4 ok || jg_fail "the leader m$leader does not serve the write made through m4"
 jg_log "m4 (declared 3.3.0) joined and serves every key"

@@ -195,6 +195,19 @@ jga_index_at_least() {
     [[ $i =~ ^[0-9]+$ ]] && ((i >= $2))
 }
 
+# jga_serves_written N LEADER PREFIX COUNT: once mN's raft index reached the leader's, mN
+# serves PREFIX/1..COUNT = v1..vCOUNT from its own copy (serializable reads on its endpoint).
+jga_serves_written() {
+    local n=$1 leader=$2 prefix=$3 count=$4 target i got
+    target=$(jga_raft_index "$leader") || jg_fail "no endpoint status from the leader m$leader"
+    jg_wait_until 30 "m$n's raft index reaches $target" jga_index_at_least "$n" "$target" ||
+        jg_fail "m$n's raft index $(jga_raft_index "$n") did not reach the leader's $target"
+    for i in $(seq 1 "$count"); do
+        got=$(jg_get "$n" "$prefix/$i" --consistency=s) || jg_fail "serializable get on m$n failed"
+        [[ $got == "v$i" ]] || jg_fail "m$n serves $prefix/$i='$got', want 'v$i'"
+    done
+}
+
 # jga_raft_status N: etcd's own raft status of mN, from /debug/vars on its client port
 # ({"id","term","commit","lead","raftState","applied","progress":{"<hex id>":{"match",...}}}).
 # The leader's "progress" says how far each follower's log matches: the way to follow a
