@@ -20,6 +20,10 @@ jg_start_cluster 3
 # KNOWN_BUGS: defects of joingate still to be fixed; each is checked, printed as KNOWN-BUG
 # and fails the suite at its end (after every fault ran) unless JG_E2E_ALLOW_KNOWN_BUGS=1.
 KNOWN_BUGS=()
+# A sidecar's descriptors move by up to ~6 at rest (pooled upstream connections, etcd's
+# raft stream re-dials after a fault); a leak after these faults would be hundreds (one
+# per slow client, per restart, per reload), so the checks allow 8.
+fd_slack=8
 known_bug_hits=0
 known_bug() { # NAME MESSAGE: a listed defect showed up
     [[ " ${KNOWN_BUGS[*]} " == *" $1 "* ]] || jg_fail "$2"
@@ -65,11 +69,11 @@ done
 # The count moves with pooled upstream connections and etcd's stream re-dials (±5 between
 # rounds on a busy machine); a leak would grow by a few descriptors every round and stay.
 fd_base=$((fd_a > fd_1 ? fd_a : fd_1))
-jg_wait_until 15 "m3's sidecar is back to its descriptors" eval "(( \$(jg_fds $g3) <= fd_base + 4 ))" || true
+jg_wait_until 15 "m3's sidecar is back to its descriptors" eval "(( \$(jg_fds $g3) <= fd_base + fd_slack ))" || true
 fd_b=$(jg_fds "$g3"); rss_b=$(jg_rss_kb "$g3")
 jg_log "fault 1 result: fds $fd_a -> $fd_b, VmRSS $rss_a -> $rss_b kB" \
     "(after round 1: fds $fd_1, VmRSS $rss_1 kB)"
-((fd_b <= fd_base + 4)) || jg_fail "m3's sidecar grows descriptors across etcd restarts ($fd_base -> $fd_b)"
+((fd_b <= fd_base + fd_slack)) || jg_fail "m3's sidecar grows descriptors across etcd restarts ($fd_base -> $fd_b)"
 ((rss_b <= rss_1 + 2048)) || jg_fail "m3's sidecar grows memory across etcd restarts ($rss_1 -> $rss_b kB)"
 closed=$(jg_metric 3 joingate_upstream_errors_total 'listener="inbound"')
 jg_log "m3 inbound upstream errors counted: $closed"
@@ -128,10 +132,10 @@ jg_log "puts during the slow clients: $nok ok, $nfail failed, slowest ${worst}s"
 awk -v w="$worst" 'BEGIN { exit !(w < 2.0) }' || jg_fail "a put took ${worst}s during the slow clients"
 # pooled upstream connections and etcd's own reconnections settle within seconds; a leak
 # would stay
-jg_wait_until 15 "m1's sidecar is back to its descriptors" eval "(( \$(jg_fds $g1) <= fd_a + 4 ))" || true
+jg_wait_until 15 "m1's sidecar is back to its descriptors" eval "(( \$(jg_fds $g1) <= fd_a + fd_slack ))" || true
 fd_b=$(jg_fds "$g1"); rss_b=$(jg_rss_kb "$g1")
 jg_log "fault 2 result: fds $fd_a -> $fd_b, VmRSS $rss_a -> $rss_b kB"
-((fd_b <= fd_a + 4)) || jg_fail "m1's sidecar kept descriptors after the slow clients left ($fd_a -> $fd_b)"
+((fd_b <= fd_a + fd_slack)) || jg_fail "m1's sidecar kept descriptors after the slow clients left ($fd_a -> $fd_b)"
 
 # ---------------------------------------------------------------- 3. descriptor limit
 jg_log "fault 3: m2's sidecar at its descriptor limit"
@@ -204,10 +208,10 @@ jg_log "reloads: success +$((ok1 - ok0)), failure +$((bad1 - bad0)); puts during
 ((nok >= 10 && nfail == 0)) || jg_fail "puts failed during the reload storm"
 grep -q 'no_such_key' "$(jg_dir 1)/joingate.log" || jg_fail "the invalid config's error is not in m1's log"
 jg_wait_healthy 20 1 2 3
-jg_wait_until 15 "m1's sidecar is back to its descriptors" eval "(( \$(jg_fds $g1) <= fd_a + 4 ))" || true
+jg_wait_until 15 "m1's sidecar is back to its descriptors" eval "(( \$(jg_fds $g1) <= fd_a + fd_slack ))" || true
 fd_b=$(jg_fds "$g1"); rss_b=$(jg_rss_kb "$g1")
 jg_log "fault 4 result: fds $fd_a -> $fd_b, VmRSS $rss_a -> $rss_b kB"
-((fd_b <= fd_a + 4)) || jg_fail "m1's sidecar grows descriptors across reloads ($fd_a -> $fd_b)"
+((fd_b <= fd_a + fd_slack)) || jg_fail "m1's sidecar grows descriptors across reloads ($fd_a -> $fd_b)"
 
 total_fail=$(grep -c '^fail' "$writes" || true)
 jg_log "writer: $(grep -c '^ok' "$writes") puts ok, $total_fail failed over the suite"
