@@ -20,12 +20,8 @@ jg_setup 5
 jg_log "step 0: three members at 3.4.23 (mode leader, not-older-than-leader)"
 jg_start_cluster 3 "${ADM[@]}"
 leader=$(jg_leader) || jg_fail "no leader among m1..m3"
-for n in 1 2 3; do
-    jg_wait_until 15 "m$n's sidecar sees leader m$leader at 3.4.23" \
-        eval "[[ \$(jga_view_leader $n) == 'm$leader 3.4.23' ]]" ||
-        jg_fail "the sidecar of m$n does not see the leader m$leader at 3.4.23: $(jga_view_leader "$n")"
-done
-for i in $(seq 1 20); do jg_put $((i % 3 + 1)) "admission/before/$i" "v$i" || jg_fail "put admission/before/$i failed"; done
+jga_wait_leader_seen "$leader" 3.4.23 1 2 3
+jga_write_keys admission/before 20
 jg_log "leader m$leader; 20 keys written"
 
 # ---------------------------------------------------------------------------------------

@@ -195,6 +195,24 @@ jga_index_at_least() {
     [[ $i =~ ^[0-9]+$ ]] && ((i >= $2))
 }
 
+# jga_wait_leader_seen LEADER VERSION N...: every listed sidecar's view shows mLEADER
+# leading at VERSION (within 15 s).
+jga_wait_leader_seen() {
+    local leader=$1 version=$2 n
+    shift 2
+    for n in "$@"; do
+        jg_wait_until 15 "m$n's sidecar sees leader m$leader at $version" \
+            eval "[[ \$(jga_view_leader $n) == 'm$leader $version' ]]" ||
+            jg_fail "the sidecar of m$n does not see the leader m$leader at $version: $(jga_view_leader "$n")"
+    done
+}
+
+# jga_write_keys PREFIX COUNT: puts PREFIX/1..COUNT = v1..vCOUNT through m1..m3 in turn.
+jga_write_keys() {
+    local i
+    for i in $(seq 1 "$2"); do jg_put $((i % 3 + 1)) "$1/$i" "v$i" || jg_fail "put $1/$i failed"; done
+}
+
 # jga_serves_written N LEADER PREFIX COUNT: once mN's raft index reached the leader's, mN
 # serves PREFIX/1..COUNT = v1..vCOUNT from its own copy (serializable reads on its endpoint).
 jga_serves_written() {
