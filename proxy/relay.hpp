@@ -27,6 +27,7 @@ template <class S> struct Conn {
     Buffer in;
     std::string out;  // heads written to this connection
     std::string head; // request head built for the upstream (kept for one retry)
+    http::Head resp;  // the last response head read here (its field list keeps its capacity)
     std::chrono::steady_clock::time_point idle_since{};
     bool reused = false; // taken from a pool
 };
@@ -42,7 +43,7 @@ public:
     Ptr take(const std::string& key) {
         auto it = idle_.find(key);
         if (it == idle_.end()) return nullptr;
-        auto now = std::chrono::steady_clock::now();
+        auto now = coarse_now();
         while (!it->second.empty()) {
             Ptr c = std::move(it->second.back());
             it->second.pop_back();
@@ -67,11 +68,11 @@ public:
             c->s.close();
             return;
         }
-        c->idle_since = std::chrono::steady_clock::now();
+        c->idle_since = coarse_now();
         v.push_back(std::move(c));
     }
     void sweep() {
-        auto now = std::chrono::steady_clock::now();
+        auto now = coarse_now();
         for (auto& [k, v] : idle_) {
             std::erase_if(v, [&](Ptr& c) {
                 bool old = now - c->idle_since >= max_idle || !c->s.idle_alive();
@@ -263,7 +264,7 @@ asio::awaitable<void> exchange(Conn<C>& client, Conn<U>& up, const http::Limits&
     }
 
     // 2. response head (forwarding any 1xx interim responses)
-    http::Head resp;
+    http::Head& resp = up.resp;
     for (;;) {
         up.dl.arm(p.response_timeout);
         http::HeadError perr{};

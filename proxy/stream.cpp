@@ -5,6 +5,7 @@
 #include <sys/uio.h>
 
 #include <cerrno>
+#include <ctime>
 
 namespace joingate::proxy {
 
@@ -38,6 +39,26 @@ const boost::system::error_category& stream_category() {
     return c;
 }
 
+std::chrono::steady_clock::time_point coarse_now() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return std::chrono::steady_clock::time_point(std::chrono::seconds(ts.tv_sec) +
+                                                 std::chrono::nanoseconds(ts.tv_nsec));
+}
+
+std::chrono::nanoseconds coarse_tick() {
+    static const std::chrono::nanoseconds tick = [] {
+        timespec ts{};
+        if (::clock_getres(CLOCK_MONOTONIC_COARSE, &ts) != 0) return std::chrono::nanoseconds(10'000'000);
+        return std::chrono::nanoseconds(std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec));
+    }();
+    return tick;
+}
+
+void clear_ssl_errors() {
+    if (ERR_peek_error() != 0) ERR_clear_error();
+}
+
 // ---- Deadline ----
 
 Deadline::Deadline(tcp::socket& sock)
@@ -47,7 +68,8 @@ Deadline::~Deadline() { state_->sock = nullptr; }
 
 void Deadline::arm(std::chrono::milliseconds d) {
     auto& st = *state_;
-    st.at = Clock::now() + d;
+    // Coarse time plus one tick: never earlier than `d` from now, at most a tick later.
+    st.at = coarse_now() + coarse_tick() + d;
     if (st.waiting && timer_.expiry() <= st.at) return; // it fires first and waits again
     timer_.expires_at(st.at); // aborts an outstanding wait (its handler sees another gen)
     wait();
@@ -202,7 +224,7 @@ TlsStream::~TlsStream() {
 
 template <class F> asio::awaitable<int> TlsStream::drive(F&& f, error_code& ec) {
     for (;;) {
-        ERR_clear_error();
+        clear_ssl_errors();
         int r = f();
         if (r > 0) {
             ec = {};
@@ -286,7 +308,7 @@ bool TlsStream::idle_alive() {
 
 void TlsStream::close() {
     if (ssl_ && SSL_is_init_finished(ssl_)) {
-        ERR_clear_error();
+        clear_ssl_errors();
         SSL_shutdown(ssl_); // best effort close_notify, never waits
     }
     error_code ec;

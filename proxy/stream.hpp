@@ -29,6 +29,17 @@ using tcp = asio::ip::tcp;
 using boost::system::error_code;
 inline constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
+// CLOCK_MONOTONIC_COARSE as a steady_clock time point: the same timeline as
+// steady_clock::now(), read without the TSC (a few ns instead of tens in a VM), at the
+// resolution of the kernel tick (coarse_tick(), typically 1-4 ms). For timeouts and ages
+// of seconds, armed several times per request.
+std::chrono::steady_clock::time_point coarse_now();
+std::chrono::nanoseconds coarse_tick();
+
+// Clears this thread's OpenSSL error queue when it holds anything (SSL_get_error needs it
+// empty before each call). Cheaper than ERR_clear_error(), which resets every slot.
+void clear_ssl_errors();
+
 // Errors the streams report besides the system ones.
 enum class StreamError { tls_failed = 1, timed_out, closed };
 const boost::system::error_category& stream_category();
