@@ -335,10 +335,13 @@ TEST_F(Admission, RoleIsUnknownWithoutAClientProbe) {
 // certificate (client certificates required), answering GET /joingate/v1/version with a
 // fixed document and anything else with 404. With an empty document it stands in for a
 // member that is not behind joingate (mTLS, but no version endpoint: 404) and answers
-// anything else 200.
+// anything else 200. With a `stamp` (header lines) it stands in for a sidecar in front of
+// its member: anything else is answered 200 with the stamp, as a sidecar stamps the
+// responses of its member.
 class NewerPeer {
   public:
-    explicit NewerPeer(std::string doc) : doc_(std::move(doc)) {
+    explicit NewerPeer(std::string doc, std::string stamp = {})
+        : doc_(std::move(doc)), stamp_(std::move(stamp)) {
         const auto& pki = test_pki();
         ctx_ = SSL_CTX_new(TLS_server_method());
         if (!ctx_ || SSL_CTX_use_certificate_chain_file(ctx_, pki.member.cert.c_str()) != 1 ||
@@ -398,12 +401,13 @@ class NewerPeer {
             }
             if (in.find("\r\n\r\n") != std::string::npos) {
                 bool version = in.starts_with("GET /joingate/v1/version ");
-                bool ok = doc_.empty() ? !version : version;
+                bool ok = version ? !doc_.empty() : (doc_.empty() || !stamp_.empty());
                 std::string body = ok ? (version ? doc_ : std::string(R"({"ok":true})")) : R"({"error":"not found"})";
                 std::string out =
                     std::string("HTTP/1.1 ") + (ok ? "200 OK" : "404 Not Found") +
                     "\r\nContent-Type: application/json\r\nContent-Length: " +
-                    std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+                    std::to_string(body.size()) + "\r\nConnection: close\r\n" +
+                    (version ? std::string() : stamp_) + "\r\n" + body;
                 SSL_write(ssl, out.data(), static_cast<int>(out.size()));
                 answered_ += version;
                 others_ += !version;
@@ -415,6 +419,7 @@ class NewerPeer {
     }
 
     std::string doc_;
+    std::string stamp_;
     SSL_CTX* ctx_ = nullptr;
     int fd_ = -1;
     std::uint16_t port_ = 0;
@@ -742,6 +747,51 @@ TEST_F(LeaderGate, AnOutboundRefusalNamesTheRefusedMemberAndItsVersion) {
     expect_refused(r, "older_than_leader");
     EXPECT_NE(r.body.find("member c at version 3.3.0"), std::string::npos)
         << "the refusal names the target's address and no version: " << r.body;
+}
+
+// A request is judged with the target's version known when it leaves; the target's
+// sidecar stamps its member's version on the response. When that stamp differs (the
+// target restarted at another version in between), the request is judged again, and a
+// refused answer is not relayed: a raft stream must not be established with a member
+// that is now refused. The next request is refused before it leaves.
+TEST_F(LeaderGate, AResponseStampedWithARefusedVersionIsJudgedAgainAndNotRelayed) {
+    const std::string doc = R"({"api":1,"member":"t","version":"3.4.23",)"
+                            R"("protocol":{"min":1,"max":1,"preferred":1},"role":"follower",)"
+                            R"("leader":null,"admitted":true,"mode":"leader",)"
+                            R"("policy":"not-older-than-leader","profile":"etcd3",)"
+                            R"("admitted_members":[],"reason":"same_version","joingate":"0.1.0"})";
+    NewerPeer restarted(doc, stamp("t", "3.3.0"));
+    NewerPeer same(doc, stamp("t", "3.4.23"));
+    auto proxy = tcp_connect(a.jg->outbound_port);
+    ASSERT_NE(proxy, nullptr);
+    auto get = [&](const NewerPeer& target, Response& r) {
+        std::string t = target.address();
+        return proxy->write("GET http://" + t + "/raft/stream/msgappv2/a HTTP/1.1\r\nHost: " + t +
+                            "\r\nX-Server-Version: 3.4.23\r\n\r\n") &&
+               read_response(*proxy, r, milliseconds(5000)) == Io::ok;
+    };
+
+    // Control: the stamp says what the version document said — relayed.
+    Response r;
+    ASSERT_TRUE(get(same, r)) << proxy->last_error;
+    EXPECT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.body, R"({"ok":true})");
+
+    // The document said 3.4.23 (admitted), the response says 3.3.0 (older than the leader).
+    ASSERT_TRUE(get(restarted, r)) << proxy->last_error;
+    expect_refused(r, "older_than_leader");
+    EXPECT_NE(r.body.find("member t at version 3.3.0"), std::string::npos) << r.body;
+    EXPECT_EQ(restarted.others(), 1) << "the request reached the target";
+    EXPECT_EQ(decisions_metric(*a.jg, "outbound", "reject", "older_than_leader"), 1)
+        << a.jg->metrics();
+
+    // Known now: the next request to it is refused before it leaves.
+    proxy = tcp_connect(a.jg->outbound_port); // the refusal closed the connection
+    ASSERT_NE(proxy, nullptr);
+    ASSERT_TRUE(get(restarted, r)) << proxy->last_error;
+    expect_refused(r, "older_than_leader");
+    EXPECT_EQ(restarted.others(), 1) << "a refused request reached the target";
+    EXPECT_EQ(restarted.answered(), 1) << "the target's version document was asked again";
 }
 
 // ---- the generic profile ----
