@@ -458,8 +458,14 @@ std::string Control::learn_target(const std::string& authority, const http::Head
                          SysClock::now());
     account(Side::outbound, t.member, t.version, d);
     if (!d.blocks()) return {};
-    return std::string(admission::to_string(d.reason)) + ": member " + t.member + " at version " +
-           (t.version.empty() ? std::string("unknown") : t.version) + " may not join";
+    return refusal_detail(d, t.member, t.version);
+}
+
+std::string Control::refusal_detail(const admission::Decision& d, std::string_view member,
+                                    std::string_view version) {
+    return std::string(admission::to_string(d.reason)) + ": member " +
+           std::string(member.empty() ? "(unnamed)" : member) + " at version " +
+           std::string(version.empty() ? "unknown" : version) + " may not join";
 }
 
 asio::awaitable<std::optional<admission::Decision>> Control::judge_outbound(const std::string& authority,

@@ -55,12 +55,14 @@ public:
                                                                        std::string* error,
                                                                        std::string* who = nullptr,
                                                                        std::string* version = nullptr);
-    // Keeps the target's identity fresh from the X-Joingate-* of its responses.
-    // Learns the target's member and version from its sidecar's response headers. When they
+    // Keeps the target's identity fresh from the X-Joingate-* of its responses. When they
     // differ from what the request was judged with (the target restarted at another
     // version), judges again: a refusal text means the response must not be relayed.
     std::string learn_target(const std::string& authority, const http::Head& response,
                              std::string_view judged_member, std::string_view judged_version);
+    // What a refusal's JSON error says: the reason, whom and at which version.
+    static std::string refusal_detail(const admission::Decision& d, std::string_view member,
+                                      std::string_view version);
     // Counts a request refused by a cached decision (no log line: etcd retries every 100 ms).
     void count_refused(admission::Side side);
 

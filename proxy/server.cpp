@@ -414,9 +414,14 @@ struct Server::Impl {
     asio::awaitable<bool> refuse(Conn<S>& c, metrics::ListenerMetrics& m, const admission::Decision& d,
                                  std::string_view member, std::string_view version, bool keep_alive,
                                  std::size_t consume) {
-        std::string detail = std::string(admission::to_string(d.reason)) + ": member " +
-                             std::string(member.empty() ? "(unnamed)" : member) + " at version " +
-                             std::string(version.empty() ? "unknown" : version) + " may not join";
+        co_return co_await send_refusal(c, m, Control::refusal_detail(d, member, version), keep_alive,
+                                        consume);
+    }
+
+    // Sends the profile's refusal with `detail` as its JSON error.
+    template <class S>
+    asio::awaitable<bool> send_refusal(Conn<S>& c, metrics::ListenerMetrics& m, std::string_view detail,
+                                       bool keep_alive, std::size_t consume) {
         bool close = !keep_alive || draining;
         render_failure(c.out, Failure::rejected, detail, close, control.profile().reject_status);
         if (!close) c.in.consume(consume);
@@ -631,13 +636,7 @@ struct Server::Impl {
             else up->s.close();
             if (!x.response_started && x.failure == Failure::rejected) {
                 // The target's own sidecar said it now runs a version the policy refuses.
-                render_failure(c.out, Failure::rejected, x.detail, true, control.profile().reject_status);
-                m.count_request(control.profile().reject_status);
-                error_code ec;
-                c.dl.arm(std::chrono::seconds(10));
-                co_await c.s.write(c.out, {}, ec);
-                c.dl.disarm();
-                co_return false;
+                co_return co_await send_refusal(c, m, x.detail, false, 0);
             }
             if (!x.response_started && x.failure) {
                 if (x.upstream_error) warn_upstream(where, x.detail);
